@@ -1,0 +1,29 @@
+"""The ``presplit`` command group; subcommands register themselves here."""
+
+from __future__ import annotations
+
+import click
+
+from presplit import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="presplit")
+def cli() -> None:
+    """presplit: predictive host domain splitting.
+
+    Forecast every guest's demand, split hosts into smaller domains before it
+    rises, place and balance guests across them, and recombine when it falls.
+    Runs on a fast trace-driven simulator (the default) or on real hosts.
+    """
+
+
+def _register() -> None:
+    # Imported here so that ``presplit --help`` stays fast and a broken
+    # optional subcommand cannot hide the others' help.
+    from presplit.cli.simulate_cmd import simulate
+
+    cli.add_command(simulate)
+
+
+_register()

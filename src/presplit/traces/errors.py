@@ -1,0 +1,25 @@
+"""The one error type trace readers raise: it names the file, the place, and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TraceError(ValueError):
+    """Bad trace input. ``str()`` reads like ``file:line: message (expected ...)``."""
+
+    def __init__(self, path: str | Path, message: str, *, line: int | None = None,
+                 column: str | None = None, expected: str | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.column = column
+        self.expected = expected
+        where = self.path
+        if line is not None:
+            where += f":{line}"
+        if column is not None:
+            where += f" column {column!r}"
+        text = f"{where}: {message}"
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)

@@ -1,0 +1,66 @@
+"""PlanetLab day folders (CloudSim's workload): one file per VM, 288 integer CPU percents.
+
+File names are sorted as plain strings (Python ``sorted``), which is the order
+the CloudSim reference numbers use; names may contain spaces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from presplit.model.workload import Workload
+from presplit.traces.errors import TraceError
+
+PLANETLAB_STEPS = 288
+PLANETLAB_INTERVAL_S = 300
+
+
+def read_planetlab(folder: str | Path, *, steps: int = PLANETLAB_STEPS) -> Workload:
+    """Read a PlanetLab day folder; CPU as a fraction (percent / 100)."""
+    root = Path(folder)
+    if not root.exists():
+        raise TraceError(root, "no such trace folder", expected="a PlanetLab day folder")
+    if not root.is_dir():
+        raise TraceError(root, "not a folder", expected="a PlanetLab day folder of per-VM files")
+    names = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not names:
+        raise TraceError(root, "empty folder", expected="one file per VM with 288 CPU percents")
+    usage = np.empty((len(names), steps), dtype=np.float64)
+    for i, name in enumerate(names):
+        usage[i] = _read_one(root / name, steps)
+    return Workload(
+        name=root.name,
+        guest_ids=tuple(names),
+        resources=("cpu",),
+        usage=(usage / 100.0)[:, :, None],
+        interval_s=PLANETLAB_INTERVAL_S,
+        units={"cpu": "fraction"},
+    )
+
+
+def _read_one(path: Path, steps: int) -> np.ndarray:
+    out = np.empty(steps, dtype=np.float64)
+    n = 0
+    with path.open("r", encoding="utf-8", errors="strict") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            if n >= steps:
+                raise TraceError(path, f"more than {steps} values", line=lineno,
+                                 expected=f"exactly {steps} lines, one per 300 s")
+            try:
+                value = int(text)
+            except ValueError:
+                raise TraceError(path, f"not an integer: {text[:40]!r}", line=lineno,
+                                 expected="an integer CPU percent 0-100") from None
+            if not 0 <= value <= 100:
+                raise TraceError(path, f"CPU percent {value} out of range", line=lineno,
+                                 expected="an integer CPU percent 0-100")
+            out[n] = value
+            n += 1
+    if n != steps:
+        raise TraceError(path, f"{n} values", line=n, expected=f"exactly {steps} lines, one per 300 s")
+    return out
