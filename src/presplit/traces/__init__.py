@@ -1,6 +1,14 @@
-"""Readers of real traces into a :class:`presplit.model.Workload`."""
+"""Readers of real traces into a :class:`presplit.model.Workload`.
 
+``load_trace`` recognises the kind of trace; the readers can also be called
+directly. Every reader raises :class:`TraceError` (naming file, line or column
+and what was expected) and never returns a half-loaded workload.
+"""
+
+from presplit.traces.bitbrains import read_bitbrains_csv
 from presplit.traces.errors import TraceError
+from presplit.traces.load import load_trace
+from presplit.traces.long_table import read_long_table
 from presplit.traces.planetlab import read_planetlab
 
-__all__ = ["TraceError", "read_planetlab"]
+__all__ = ["TraceError", "load_trace", "read_bitbrains_csv", "read_long_table", "read_planetlab"]

@@ -41,8 +41,18 @@ def read_planetlab(folder: str | Path, *, steps: int = PLANETLAB_STEPS) -> Workl
 
 
 def _read_one(path: Path, steps: int) -> np.ndarray:
+    try:
+        return _parse_one(path, steps)
+    except UnicodeDecodeError as exc:
+        # A binary or mis-encoded file; say so instead of leaking a codec error.
+        raise TraceError(path, f"not UTF-8 text (byte {exc.start})",
+                         expected=f"{steps} lines of integer CPU percents") from None
+
+
+def _parse_one(path: Path, steps: int) -> np.ndarray:
     out = np.empty(steps, dtype=np.float64)
     n = 0
+    lineno = 0
     with path.open("r", encoding="utf-8", errors="strict") as fh:
         for lineno, raw in enumerate(fh, start=1):
             text = raw.strip()
@@ -62,5 +72,7 @@ def _read_one(path: Path, steps: int) -> np.ndarray:
             out[n] = value
             n += 1
     if n != steps:
-        raise TraceError(path, f"{n} values", line=n, expected=f"exactly {steps} lines, one per 300 s")
+        # Point at the line where the next value was due, so an empty file says line 1.
+        raise TraceError(path, f"file ends after {n} values", line=lineno + 1,
+                         expected=f"exactly {steps} lines, one per 300 s")
     return out

@@ -1,0 +1,73 @@
+"""One entry point that recognises a trace by its shape and calls the right reader.
+
+This module owns only the dispatch rules; each reader still validates its own
+input in full, so a file that is routed correctly but malformed gets that
+reader's precise error.
+
+* a folder whose visible files are all ``.csv``       -> Bitbrains raw per-VM files
+* a folder of files whose first value is an integer   -> PlanetLab day folder
+* a ``.parquet`` file                                 -> long table
+* a ``.csv`` file whose header is ``;``-separated       -> one Bitbrains raw per-VM file
+* any other ``.csv`` file                             -> long table (comma-separated)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from presplit.model.workload import Workload
+from presplit.traces.bitbrains import RAW_DELIMITER, read_bitbrains_csv
+from presplit.traces.errors import TraceError
+from presplit.traces.long_table import read_long_table
+from presplit.traces.planetlab import read_planetlab
+
+ACCEPTED = ("a PlanetLab day folder (one file per VM, 288 integer CPU percents), "
+            "a Bitbrains raw .csv or folder of them, or a long-format .parquet or .csv")
+
+
+def load_trace(path: str | Path) -> Workload:
+    """Read any supported trace into a :class:`Workload`; see the module doc for the rules."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_folder(path)
+    if path.is_file():
+        return _load_file(path)
+    raise TraceError(path, "no such file or folder", expected=ACCEPTED)
+
+
+def _load_folder(folder: Path) -> Workload:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise TraceError(folder, "empty folder", expected=ACCEPTED)
+    if all(p.suffix.lower() == ".csv" for p in files):
+        return read_bitbrains_csv(folder)
+    if _first_value_is_integer(files[0]):
+        return read_planetlab(folder)
+    raise TraceError(folder, f"cannot tell the trace kind from {files[0].name!r}", expected=ACCEPTED)
+
+
+def _load_file(path: Path) -> Workload:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return read_long_table(path)
+    if suffix == ".csv":
+        if RAW_DELIMITER in _first_line(path):
+            return read_bitbrains_csv(path)
+        return read_long_table(path)
+    raise TraceError(path, f"unknown file type {suffix or '(no suffix)'!r}", expected=ACCEPTED)
+
+
+def _first_line(path: Path) -> str:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            if raw.strip():
+                return raw.strip()
+    return ""
+
+
+def _first_value_is_integer(path: Path) -> bool:
+    try:
+        int(_first_line(path))
+    except ValueError:
+        return False
+    return True
