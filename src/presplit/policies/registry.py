@@ -1,0 +1,69 @@
+"""Policy names as the command line spells them, and the factories behind them.
+
+Baselines are ``npa``, ``dvfs`` and ``DETECTOR-SELECTOR[:PARAM]`` with
+detectors thr, iqr, mad, lr, lrr and selectors mmt, mu, mc, rs (e.g.
+``lr-mmt:1.2``); the parameter defaults to the value of the CloudSim examples.
+"""
+
+from __future__ import annotations
+
+from presplit.policies.cloudsim_baselines import DetectAndConsolidate, FirstFit
+from presplit.policies.detectors import (
+    InterQuartileRange,
+    LocalRegression,
+    MedianAbsoluteDeviation,
+    Threshold,
+)
+from presplit.policies.selectors import (
+    MaximumCorrelation,
+    MinimumMigrationTime,
+    MinimumUtilisation,
+    RandomSelection,
+)
+
+DETECTORS = {
+    "thr": (Threshold, 0.8),
+    "iqr": (InterQuartileRange, 1.5),
+    "mad": (MedianAbsoluteDeviation, 2.5),
+    "lr": (LocalRegression, 1.2),
+    "lrr": (LocalRegression, 1.2),  # robust weights are never applied in CloudSim 3.0.3
+}
+SELECTORS = {
+    "mmt": MinimumMigrationTime,
+    "mu": MinimumUtilisation,
+    "mc": MaximumCorrelation,
+    "rs": RandomSelection,
+}
+SIMPLE = {"npa": lambda: FirstFit(non_power_aware=True), "dvfs": lambda: FirstFit()}
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def policy_names() -> list[str]:
+    return list(SIMPLE) + [f"{d}-{s}:{p}" for d, (_, p) in DETECTORS.items() for s in SELECTORS]
+
+
+def make_policy(name: str, *, seed: int = 0):
+    """Build a fresh policy object from its command-line name."""
+    key = name.strip().lower()
+    if key in SIMPLE:
+        return SIMPLE[key]()
+    spec, _, param = key.partition(":")
+    det_name, _, sel_name = spec.partition("-")
+    if det_name not in DETECTORS or sel_name not in SELECTORS:
+        raise PolicyError(
+            f"unknown policy {name!r}: expected npa, dvfs or DETECTOR-SELECTOR[:PARAM] with detector in "
+            f"{', '.join(DETECTORS)} and selector in {', '.join(SELECTORS)} (e.g. lr-mmt:1.2)")
+    cls, default = DETECTORS[det_name]
+    try:
+        value = float(param) if param else default
+    except ValueError:
+        raise PolicyError(f"policy {name!r}: parameter {param!r} is not a number") from None
+    try:
+        detector = cls(value)
+    except ValueError as exc:
+        raise PolicyError(f"policy {name!r}: {exc}") from None
+    selector = SELECTORS[sel_name](seed) if sel_name == "rs" else SELECTORS[sel_name]()
+    return DetectAndConsolidate(detector, selector)
