@@ -37,6 +37,15 @@ class PowerModel:
         return np.interp(utilisation, np.linspace(0.0, 1.0, 11), self.watts)
 
 
+def power_at(tables: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
+    """Watts per host from [hosts, 11] SPECpower tables, linear between the 10 % points."""
+    u = np.clip(utilisation, 0.0, 1.0) * 10.0
+    lo = np.minimum(np.floor(u).astype(np.int64), 9)
+    rows = np.arange(len(tables))
+    low = tables[rows, lo]
+    return low + (tables[rows, lo + 1] - low) * (u - lo)
+
+
 @dataclass(frozen=True)
 class HostType:
     name: str

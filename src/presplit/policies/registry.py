@@ -7,14 +7,14 @@ detectors thr, iqr, mad, lr, lrr and selectors mmt, mu, mc, rs (e.g.
 
 from __future__ import annotations
 
-from presplit.policies.cloudsim_baselines import DetectAndConsolidate, FirstFit
-from presplit.policies.detectors import (
+from presplit.policies.cloudsim.baselines import DetectAndConsolidate, FirstFit
+from presplit.policies.cloudsim.detectors import (
     InterQuartileRange,
     LocalRegression,
     MedianAbsoluteDeviation,
     Threshold,
 )
-from presplit.policies.selectors import (
+from presplit.policies.cloudsim.selectors import (
     MaximumCorrelation,
     MinimumMigrationTime,
     MinimumUtilisation,

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from presplit.model.hardware import Fleet
-from presplit.sim.allocation import allocate
+from presplit.model.allocation import allocate
 from presplit.sim.metrics import MetricAccumulator
-from presplit.sim.view import AllocationView
 
 HISTORY_LENGTH = 30  # samples of guest utilisation the CloudSim detectors look back on
 
@@ -116,10 +115,6 @@ class Engine:
         return SimResult(metrics, active, self.migrations_per_guest, self.events)
 
     # ----------------------------------------------------------- placement
-    def view(self) -> AllocationView:
-        """A what-if copy of the placement for a policy to try moves on."""
-        return AllocationView(self)
-
     def create(self, guest: int, host: int) -> None:
         """Place a new guest (initial placement)."""
         self.lists[host].append(guest)
@@ -175,11 +170,8 @@ class Engine:
         host = self.host_of[live]
         r = self.requested[live]
         mig = self.in_migration[live]
-        if self.incoming:
-            in_g = np.fromiter((g for g, _ in self.incoming), dtype=np.int64)
-            in_h = np.fromiter((h for _, h in self.incoming), dtype=np.int64)
-        else:
-            in_g = in_h = np.zeros(0, dtype=np.int64)
+        pairs = np.array(self.incoming, dtype=np.int64).reshape(-1, 2)
+        in_g, in_h = pairs[:, 0], pairs[:, 1]
         alloc, in_alloc, _, _ = allocate(
             r, self.h_pe[host], self.h_total, host, mig, self.n_hosts,
             self.requested[in_g], self.h_pe[in_h], in_h, m.source_degradation, m.destination_reservation)

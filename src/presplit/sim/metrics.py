@@ -14,14 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def power_at(tables: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
-    """Watts per host from [hosts, 11] SPECpower tables, linear between the 10 % points."""
-    u = np.clip(utilisation, 0.0, 1.0) * 10.0
-    lo = np.minimum(np.floor(u).astype(np.int64), 9)
-    rows = np.arange(len(tables))
-    low = tables[rows, lo]
-    return low + (tables[rows, lo + 1] - low) * (u - lo)
+from presplit.model.hardware import power_at
 
 
 class MetricAccumulator:
@@ -31,6 +24,7 @@ class MetricAccumulator:
         n_hosts = len(power_tables)
         self.last_t: float | None = None
         self.prev_util = np.zeros(n_hosts)
+        self.prev_watts = power_at(power_tables, self.prev_util)
         self.prev_host_alloc = np.zeros(n_hosts)
         self.prev_host_req = np.zeros(n_hosts)
         self.prev_alloc = np.zeros(n_guests)
@@ -53,11 +47,11 @@ class MetricAccumulator:
 
     def record(self, t, util, host_alloc, host_req, live, alloc, req, mig) -> None:
         util = self._cap(util)
+        now_watts = power_at(self.tables, util)
         if self.last_t is not None and t > self.last_t:
             dt = t - self.last_t
-            prev = self.prev_util
-            on = prev > 0
-            watts = np.where(on, (power_at(self.tables, prev) + power_at(self.tables, util)) / 2.0, self.off_power_w)
+            on = self.prev_util > 0
+            watts = np.where(on, (self.prev_watts + now_watts) / 2.0, self.off_power_w)
             self.joules += float(watts.sum()) * dt
             active = self.prev_host_alloc > 0
             self.active_s += dt * int(active.sum())
@@ -68,6 +62,7 @@ class MetricAccumulator:
             self.migration_shortfall += float((pr - pa)[pm].sum()) * dt
         self.last_t = t
         self.prev_util = util
+        self.prev_watts = now_watts
         self.prev_host_alloc = host_alloc
         self.prev_host_req = host_req
         self.prev_alloc[live] = alloc

@@ -16,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from presplit.model.workload import Workload
-from presplit.traces.bitbrains import RAW_DELIMITER, read_bitbrains_csv
 from presplit.traces.errors import TraceError
-from presplit.traces.long_table import read_long_table
 from presplit.traces.planetlab import read_planetlab
+
+# The Bitbrains and long-table readers need pyarrow: they are imported only
+# when such a trace is met, so PlanetLab runs start without paying for it.
 
 ACCEPTED = ("a PlanetLab day folder (one file per VM, 288 integer CPU percents), "
             "a Bitbrains raw .csv or folder of them, or a long-format .parquet or .csv")
@@ -40,6 +41,8 @@ def _load_folder(folder: Path) -> Workload:
     if not files:
         raise TraceError(folder, "empty folder", expected=ACCEPTED)
     if all(p.suffix.lower() == ".csv" for p in files):
+        from presplit.traces.bitbrains import read_bitbrains_csv
+
         return read_bitbrains_csv(folder)
     if _first_value_is_integer(files[0]):
         return read_planetlab(folder)
@@ -49,8 +52,13 @@ def _load_folder(folder: Path) -> Workload:
 def _load_file(path: Path) -> Workload:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        from presplit.traces.long_table import read_long_table
+
         return read_long_table(path)
     if suffix == ".csv":
+        from presplit.traces.bitbrains import RAW_DELIMITER, read_bitbrains_csv
+        from presplit.traces.long_table import read_long_table
+
         if RAW_DELIMITER in _first_line(path):
             return read_bitbrains_csv(path)
         return read_long_table(path)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from presplit.policies.cloudsim import kernel
+from presplit.policies.cloudsim.view import AllocationView
+
 
 class FirstFit:
     """DVFS and NPA: first host that fits; no migrations (CloudSim's PowerVmAllocationPolicySimple)."""
@@ -29,7 +32,7 @@ class FirstFit:
         self.non_power_aware = non_power_aware
 
     def place_initial(self, engine) -> None:
-        view = engine.view()
+        view = AllocationView(engine)
         for g in range(engine.n_guests):
             r = view.requested[g]
             ok = (view.pe >= r) & (view.avail >= r) & (view.ram_free >= view.g_ram[g])
@@ -54,7 +57,7 @@ class DetectAndConsolidate:
         self.selector = selector
 
     def place_initial(self, engine) -> None:
-        view = engine.view()
+        view = AllocationView(engine)
         nothing = np.zeros(engine.n_hosts, dtype=bool)
         for g in range(engine.n_guests):
             h = view.find_host(g, nothing, self.detector)
@@ -64,9 +67,15 @@ class DetectAndConsolidate:
             engine.create(g, h)
 
     def optimise(self, engine) -> list[tuple[int, int]]:
-        view = engine.view()
+        if kernel.selector_code(self.selector) is not None:
+            return kernel.optimise_step(engine, self.detector, self.selector)
+        return self.optimise_in_python(engine)
+
+    def optimise_in_python(self, engine) -> list[tuple[int, int]]:
+        """The same step on the Python view: MC's path, and the reference the kernel is tested against."""
+        view = AllocationView(engine)
         det = self.detector
-        overloaded = det.overloaded(view, np.arange(engine.n_hosts))
+        overloaded = view.overloaded(np.arange(engine.n_hosts), det)
         leaving = []
         for h in np.flatnonzero(overloaded):
             h = int(h)
@@ -76,7 +85,7 @@ class DetectAndConsolidate:
                     break
                 leaving.append(g)
                 view.destroy(g, h)
-                if not det.overloaded(view, np.array([h]))[0]:
+                if not view.overloaded(np.array([h]), det)[0]:
                     break
         moves = []
         for g in sorted(leaving, key=lambda g: -view.requested[g]):
@@ -92,10 +101,9 @@ class DetectAndConsolidate:
         off = util == 0
         no_source = overloaded | off  # hosts not to empty
         no_target = overloaded | off  # hosts not to place on
-        count = np.array([len(lst) for lst in view.lists])
         moves = []
         while not no_source.all():
-            eligible = ~no_source & (util > 0) & (util < 1) & (count > 0)
+            eligible = ~no_source & (util > 0) & (util < 1) & (view.count > 0)
             if not eligible.any():
                 break
             h = int(np.flatnonzero(eligible)[np.argmin(util[eligible])])
@@ -107,11 +115,9 @@ class DetectAndConsolidate:
                 if dst is None:
                     for g2, d2 in placed:
                         view.destroy(g2, d2)
-                        count[d2] -= 1
                     placed = []
                     break
                 view.create(g, dst)
-                count[dst] += 1
                 placed.append((g, dst))
             for _, d in placed:
                 no_source[d] = True

@@ -1,0 +1,1 @@
+"""CloudSim 3.0.3's consolidation policies (NPA, DVFS, detector-selector pairs), reproduced."""
