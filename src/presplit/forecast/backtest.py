@@ -1,0 +1,136 @@
+"""Rolling-origin evaluation of registered forecasters.
+
+Origins run from ``history`` to the end of the trace every ``step`` steps; at
+each origin a model sees only the last ``history`` steps before it (so a
+single PlanetLab day works with a few hours of history, and a week with a
+day or two).  Models are refitted every ``refit`` steps on that same window,
+never on anything at or after the origin, so nothing leaks from the future;
+``predict`` at every origin uses the newest window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from presplit.forecast import registry
+from presplit.forecast.base import Context, ForecastError, Forecaster
+from presplit.forecast.metrics import accuracy, naive_scale, overload
+
+LEVELS = (0.025, 0.1, 0.5, 0.9, 0.95, 0.975, 0.99)
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    horizon: int = 12
+    history: int = 72
+    start: int | None = None  # first origin; windows grow until they reach `history`
+    step: int = 12
+    refit: int = 36
+    threshold: float = 0.8
+    lead_steps: int = 3
+    alarm_level: float = 0.95
+    levels: tuple[float, ...] = LEVELS
+
+    def validate(self, n_steps: int) -> list[int]:
+        for k in ("horizon", "history", "step", "refit", "lead_steps"):
+            if getattr(self, k) <= 0:
+                raise ForecastError(f"backtest: {k} must be positive, got {getattr(self, k)}")
+        if self.lead_steps > self.horizon:
+            raise ForecastError(f"backtest: lead of {self.lead_steps} steps exceeds the horizon of {self.horizon}")
+        if self.alarm_level not in self.levels:
+            raise ForecastError(f"backtest: alarm quantile {self.alarm_level} is not among {self.levels}")
+        if self.start is not None and self.start <= 1:
+            raise ForecastError(f"backtest: the first origin must be after step 1, got {self.start}")
+        origins = list(range(self.first_origin, n_steps - self.horizon + 1, self.step))
+        if not origins:
+            raise ForecastError(
+                f"backtest: too little history: the trace has {n_steps} steps, but a first origin "
+                f"at step {self.first_origin} plus a horizon of {self.horizon} needs at least "
+                f"{self.first_origin + self.horizon}")
+        return origins
+
+    @property
+    def first_origin(self) -> int:
+        return self.history if self.start is None else self.start
+
+    @property
+    def shortest_window(self) -> int:
+        return min(self.first_origin, self.history)
+
+
+@dataclass
+class ModelResult:
+    model: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped: str | None = None
+    # kept for plotting: forecasts at every origin
+    mean: np.ndarray | None = None
+    quants: np.ndarray | None = None
+
+    def row(self) -> dict:
+        out = {"model": self.model, **self.metrics}
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
+
+
+def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: BacktestSpec,
+              ctx: Context) -> ModelResult:
+    need = model.min_steps(ctx)
+    if need > spec.shortest_window:
+        return ModelResult(model.name, skipped=f"needs {need} steps of history, the first window "
+                                               f"has {spec.shortest_window}")
+    s = y.shape[0]
+    means, quants = [], []
+    fit_s = pred_s = 0.0
+    fits = 0
+    last_fit = None
+    for o in origins:  # a loop over origins; every call covers the whole fleet
+        lo = max(0, o - spec.history)
+        window = y[:, lo:o]
+        wctx = Context(ctx.interval_s, ctx.first_step + lo)
+        if last_fit is None or o - last_fit >= spec.refit:
+            t0 = time.perf_counter()
+            model.fit(window, wctx)
+            fit_s += time.perf_counter() - t0
+            fits += 1
+            last_fit = o
+        t0 = time.perf_counter()
+        fc = model.predict(window, spec.horizon, spec.levels, wctx)
+        pred_s += time.perf_counter() - t0
+        means.append(fc.mean)
+        quants.append(fc.quantiles)
+    mean = np.stack(means)  # [O, S, H]
+    q = np.stack(quants, axis=1)  # [L, O, S, H]
+    actual = np.stack([y[:, o:o + spec.horizon] for o in origins])
+    scale = naive_scale(y, origins, spec.history)
+    m = accuracy(actual, mean, q, spec.levels, scale)
+    m.update(overload(y, origins, q[list(spec.levels).index(spec.alarm_level)], spec.threshold,
+                      spec.lead_steps, ctx.interval_s))
+    m["fit_series_per_s"] = s * fits / fit_s if fit_s > 0 else float("inf")
+    m["predict_series_per_s"] = s * len(origins) / pred_s if pred_s > 0 else float("inf")
+    m["series_per_s"] = s * len(origins) / (fit_s + pred_s) if fit_s + pred_s > 0 else float("inf")
+    return ModelResult(model.name, m, mean=mean, quants=q)
+
+
+def backtest(y: np.ndarray, models: Sequence[str], spec: BacktestSpec,
+             ctx: Context | None = None, progress=None) -> tuple[list[int], list[ModelResult]]:
+    """Evaluate each named model on ``y[series, time]``; returns origins and results."""
+    ctx = ctx or Context()
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2:
+        raise ForecastError(f"backtest: series must be 2-D [series, time], got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ForecastError("backtest: the series contain NaN or infinite values; fill gaps first")
+    origins = spec.validate(y.shape[1])
+    instances = [registry.create(n) for n in models]  # unknown names fail before any work
+    results = []
+    for model in instances:
+        if progress:
+            progress(model.name)
+        results.append(run_model(model, y, origins, spec, ctx))
+    return origins, results
