@@ -3,9 +3,11 @@
 CloudSim's policies allocate and deallocate guests on the real hosts while they
 search, then restore the saved allocation. Here the search works on this view
 instead, so the engine's state is never touched until the policy returns its
-moves. Per-host sums are recomputed from the host's guest list after every
-change (lists are short), and kept in arrays so that a placement search scans
-every host with array operations.
+moves. Per-host sums are recomputed from the host's guest list, in list order,
+after every change, exactly as the C step kernel (``_placement.c``) does, so
+the two give the same moves bit for bit: this view is the readable reference
+the kernel is tested against, and the path for selectors the kernel lacks (MC).
+The placement scan itself is the kernel's ``find_host`` in both.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import math
 
 import numpy as np
 
-from presplit.policies.cloudsim import kernel
-from presplit.model.allocation import allocate
 from presplit.model.hardware import power_at
+from presplit.policies.cloudsim import kernel
 
 
 class AllocationView:
@@ -64,34 +65,19 @@ class AllocationView:
         self._ram = e.g_ram.tolist()
         self.ram_free = e.ram_free.copy()
         self.count = np.array([len(lst) for lst in self.lists], dtype=np.int64)
-        self._summarise_all(e)
+        self.need = np.zeros(n)
+        self.alloc = np.zeros(n)
+        self.avail = e.h_total.copy()
+        self.req = np.zeros(n)
+        self.hist = np.zeros((n, e.history.shape[1]))
+        self.hist_len = np.zeros(n, dtype=np.int64)
+        self.max_ram = np.zeros(n)
+        for h in np.flatnonzero(self.count):
+            self.recompute(int(h))
         self._struct = self._bind()
         self._g_hist_addr = self.g_hist_mips.ctypes.data
         self._g_hist_stride = self.g_hist_mips.strides[0]
         self._detector = None
-
-    def _summarise_all(self, e) -> None:
-        """Every host's sums at once from the engine's arrays (CloudSim recomputes them per host)."""
-        n, width = e.n_hosts, e.history.shape[1]
-        placed = np.flatnonzero(e.host_of >= 0)
-        host = e.host_of[placed]
-        alloc, _, need, over = allocate(
-            e.requested[placed], self.pe[host], self.total, host, e.in_migration[placed], n,
-            np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), e.model.source_degradation, self.reserve)
-        self.alloc = np.bincount(host, alloc, minlength=n).astype(np.float64)
-        self.need = need.astype(np.float64)
-        self.avail = np.where(over, 0.0, self.total - need).astype(np.float64)
-        self.req = np.bincount(host, self.detect_requested[placed], minlength=n).astype(np.float64)
-        flat = (host[:, None] * width + np.arange(width)).ravel()
-        self.hist = (np.bincount(flat, self.g_hist_mips[placed].ravel(), minlength=n * width)
-                     .reshape(n, width) / self.total[:, None]).astype(np.float64)
-        self.hist_len = np.zeros(n, dtype=np.int64)
-        np.maximum.at(self.hist_len, host, self.g_hist_len[placed])
-        self.max_ram = np.zeros(n)
-        np.maximum.at(self.max_ram, host, e.g_ram[placed])
-        # Migrations still in flight (only with a boot delay) need CloudSim's per-guest rules.
-        for h in set(self.incoming_at) | set(host[e.in_migration[placed]].tolist()):
-            self.recompute(h)
 
     def _bind(self):
         return kernel.ViewStruct(
@@ -155,40 +141,15 @@ class AllocationView:
         self.count[host] += 1
         if self.enforce_ram:
             self.ram_free[host] -= self.g_ram[guest]
-        need = self.need[host] + min(self._r[guest], self.pe[host])
-        if need > self.total[host] or self.in_migration[guest] or host in self.incoming_at:
-            self.recompute(host)
-            return
-        # Fits without scaling: the sums grow by the new guest's terms, in list order.
-        self.need[host] = need
-        self.alloc[host] = need
-        self.avail[host] = self.total[host] - need
-        self.req[host] += self._detect[guest]
-        self.hist[host] += self.g_hist_mips[guest] / self.total[host]
-        self.hist_len[host] = max(self.hist_len[host], self._hist_len[guest])
-        self.max_ram[host] = max(self.max_ram[host], self._ram[guest])
+        self.recompute(host)
 
     def destroy(self, guest: int, host: int) -> None:
         """Remove a guest from a host's list (CloudSim's vmDestroy)."""
-        vms = self.lists[host]
-        vms.remove(guest)
+        self.lists[host].remove(guest)
         self.count[host] -= 1
         if self.enforce_ram:
             self.ram_free[host] += self.g_ram[guest]
-        if (not vms or self.need[host] > self.total[host] or self.in_migration[guest]
-                or host in self.incoming_at):
-            self.recompute(host)
-            return
-        # Not over-subscribed before, so not after: the sums shrink by the guest's terms.
-        need = self.need[host] - min(self._r[guest], self.pe[host])
-        self.need[host] = need
-        self.alloc[host] = need
-        self.avail[host] = self.total[host] - need
-        self.req[host] -= self._detect[guest]
-        self.hist[host] -= self.g_hist_mips[guest] / self.total[host]
-        lengths, rams = self._hist_len, self._ram
-        self.hist_len[host] = max(lengths[g] for g in vms)
-        self.max_ram[host] = max(rams[g] for g in vms)
+        self.recompute(host)
 
     # --------------------------------------------------------------- search
     def find_host(self, guest: int, excluded: np.ndarray, detector) -> int | None:
