@@ -1,0 +1,1 @@
+"""Backends: the only code that touches infrastructure (simulated or real)."""

@@ -1,0 +1,1 @@
+"""Real backend pieces: QEMU guests, QMP, live migration, cgroup domains, namespace fabric."""
