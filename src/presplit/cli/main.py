@@ -24,6 +24,7 @@ def _register() -> None:
     from presplit.cli.simulate_cmd import simulate
 
     cli.add_command(simulate)
+    from presplit.cli.forecast_cmd import forecast; cli.add_command(forecast)  # noqa: E702
 
 
 _register()

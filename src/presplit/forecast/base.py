@@ -9,10 +9,13 @@ quantiles over the next ``horizon`` steps.  The shape follows statsforecast's
 Two calls, so a control loop can refit the expensive tier hourly or daily
 while it predicts every tick:
 
-* ``fit(history, ctx)`` learns whatever parameters the model keeps
-  (a no-op for the baselines and the online tier);
+* ``fit(history, horizon, quantiles, ctx)`` learns whatever the model keeps
+  from the whole fleet (trees, a pooled residual shape); cheap models set
+  ``refit_each_tick`` and are refitted before every forecast;
 * ``predict(history, horizon, quantiles, ctx)`` forecasts from the end of
-  ``history``, which may be newer than what ``fit`` saw.
+  ``history``, which may be newer than what ``fit`` saw.  Given the fitted
+  state each series' forecast depends only on its own rows, so the fleet can
+  be cut into shards (:mod:`presplit.forecast.sharding`) with identical results.
 """
 
 from __future__ import annotations
@@ -65,12 +68,14 @@ class Forecast:
 @runtime_checkable
 class Forecaster(Protocol):
     name: str
+    refit_each_tick: bool
 
     def min_steps(self, ctx: Context) -> int:
         """Fewest history steps ``predict`` accepts at this sampling interval."""
         ...
 
-    def fit(self, history: np.ndarray, ctx: Context) -> "Forecaster": ...
+    def fit(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
+            ctx: Context) -> "Forecaster": ...
 
     def predict(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
                 ctx: Context) -> Forecast: ...
@@ -101,6 +106,16 @@ def sort_quantiles(q: np.ndarray) -> np.ndarray:
     return np.sort(q, axis=0)
 
 
+def fit_predict(model: Forecaster, history: np.ndarray, horizon: int,
+                quantiles: Sequence[float], ctx: Context) -> Forecast:
+    """Fit then predict on one history, through the model's one-pass path if it has one."""
+    both = getattr(model, "fit_predict", None)
+    if both is not None:
+        return both(history, horizon, quantiles, ctx)
+    model.fit(history, horizon, quantiles, ctx)
+    return model.predict(history, horizon, quantiles, ctx)
+
+
 def forecast_fleet(model: Forecaster, history: np.ndarray, horizon: int,
                    quantiles: Sequence[float], ctx: Context | None = None,
                    fit: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +131,7 @@ def forecast_fleet(model: Forecaster, history: np.ndarray, horizon: int,
         raise ForecastError(f"history must be 3-D [guests, time, resources], got shape {h3.shape}")
     g, t, r = h3.shape
     flat = np.ascontiguousarray(h3.transpose(2, 0, 1).reshape(r * g, t))
-    if fit:
-        model.fit(flat, ctx)
-    fc = model.predict(flat, horizon, quantiles, ctx)
+    fc = fit_predict(model, flat, horizon, quantiles, ctx) if fit else model.predict(flat, horizon, quantiles, ctx)
     mean = fc.mean.reshape(r, g, horizon).transpose(1, 2, 0)
     qs = fc.quantiles.reshape(len(fc.levels), r, g, horizon).transpose(0, 2, 3, 1)
     return mean, qs

@@ -13,13 +13,14 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from presplit.forecast.base import Context, Forecast, check_request, sort_quantiles
-from presplit.forecast.conformal import anchor_range, residual_quantiles, targets
+from presplit.forecast.base import Context, Forecast, ForecastError, check_request, sort_quantiles
+from presplit.forecast.conformal import anchor_range, apply_shape, pooled_shape, targets
 from presplit.forecast.registry import register
 
-# One day of anchors is enough residuals for a stable pooled shape and short
-# enough to follow a change of regime.
-CALIBRATION_S = 86400
+# Six hours of anchors: 72 x H residuals per series at 5-min steps are enough
+# for a series' scale (the pooled shape takes the rest), recent enough to
+# follow a change of regime, and small enough for the online tick budget.
+CALIBRATION_S = 6 * 3600
 
 
 def steps(seconds: float, ctx: Context) -> int:
@@ -36,6 +37,8 @@ class PointBaseline:
     """A point forecaster replayable at any past anchor, with conformal quantiles."""
 
     name = "point"
+    refit_each_tick = True
+    fitted = None
 
     def min_steps(self, ctx: Context) -> int:
         return 1
@@ -47,19 +50,43 @@ class PointBaseline:
         """Point forecasts ``[S, A, H]`` made with data up to each anchor."""
         raise NotImplementedError
 
-    def fit(self, history: np.ndarray, ctx: Context) -> "PointBaseline":
+    def _replay_residuals(self, y: np.ndarray, horizon: int, ctx: Context):
+        t = y.shape[1]
+        anchors = anchor_range(t, horizon, steps(CALIBRATION_S, ctx), first=self.first_anchor(ctx))
+        # one replay covers the calibration anchors and today's anchor
+        pred = self.replay(y, np.append(anchors, t - 1), horizon, ctx)
+        return pred[:, -1, :], targets(y, anchors, horizon) - pred[:, :-1, :]
+
+    def fit(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
+            ctx: Context) -> "PointBaseline":
+        """Learn the fleet's pooled residual shape ``[levels, horizon]``."""
+        y = check_request(self.name, history, horizon, quantiles, self.min_steps(ctx))
+        _, resid = self._replay_residuals(y, horizon, ctx)
+        self.fitted = (horizon, tuple(quantiles), pooled_shape(resid, quantiles))
         return self
 
     def predict(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
                 ctx: Context) -> Forecast:
         y = check_request(self.name, history, horizon, quantiles, self.min_steps(ctx))
-        t = y.shape[1]
-        anchors = anchor_range(t, horizon, steps(CALIBRATION_S, ctx), first=self.first_anchor(ctx))
-        # one replay covers the calibration anchors and today's anchor
-        pred = self.replay(y, np.append(anchors, t - 1), horizon, ctx)
-        point = pred[:, -1, :]
-        resid = targets(y, anchors, horizon) - pred[:, :-1, :]
-        q = sort_quantiles(residual_quantiles(point, resid, quantiles))
+        point, resid = self._replay_residuals(y, horizon, ctx)
+        if self.fitted is None:  # no fit yet: learn the shape from this very history
+            self.fitted = (horizon, tuple(quantiles), pooled_shape(resid, quantiles))
+        return self._finish(point, resid, horizon, quantiles)
+
+    def fit_predict(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
+                    ctx: Context) -> Forecast:
+        """``fit`` then ``predict`` on the same history, replaying it once (the online tick)."""
+        y = check_request(self.name, history, horizon, quantiles, self.min_steps(ctx))
+        point, resid = self._replay_residuals(y, horizon, ctx)
+        self.fitted = (horizon, tuple(quantiles), pooled_shape(resid, quantiles))
+        return self._finish(point, resid, horizon, quantiles)
+
+    def _finish(self, point, resid, horizon, quantiles) -> Forecast:
+        fh, fq, table = self.fitted
+        if fh != horizon or fq != tuple(quantiles):
+            raise ForecastError(f"{self.name}: fitted for horizon {fh} and levels {fq}, "
+                                f"asked for {horizon} and {tuple(quantiles)}")
+        q = sort_quantiles(apply_shape(point, resid, table))
         return Forecast(point, tuple(quantiles), q)
 
 
@@ -135,7 +162,9 @@ class WindowQuantile:
     def min_steps(self, ctx):
         return steps(self.window_s, ctx)
 
-    def fit(self, history, ctx):
+    refit_each_tick = True
+
+    def fit(self, history, horizon, quantiles, ctx):
         return self
 
     def predict(self, history, horizon, quantiles, ctx):

@@ -1,0 +1,174 @@
+"""``presplit forecast``: rolling-origin backtests of the forecasting models, and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import click
+import numpy as np
+
+from presplit.forecast.base import Context, ForecastError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|s|steps?)?\s*$")
+
+
+def parse_steps(text: str, interval_s: int, what: str) -> int:
+    """'72' (steps), '30min', '6h', '2d' -> steps at this interval."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise click.BadParameter(f"{what}: {text!r} is neither a step count nor a duration like 6h or 2d")
+    value, unit = float(m.group(1)), (m.group(2) or "steps")
+    seconds = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}.get(unit)
+    return int(value) if seconds is None else max(1, round(value * seconds / interval_s))
+
+
+def load_series(trace: str, resource: str):
+    """The trace's ``[guests, time]`` series for one resource: utilisation where
+    the capacity is known (so thresholds are fractions), raw usage otherwise."""
+    from presplit.traces.load import load_trace
+
+    w = load_trace(trace)
+    try:
+        y = w.utilisation(resource)
+        unit = "fraction of capacity"
+    except ValueError:
+        y, unit = w.resource(resource), w.units.get(resource, "trace units")
+    except KeyError as e:
+        raise click.UsageError(str(e.args[0])) from None
+    first = int(round((w.start_epoch_s or 0) / w.interval_s))
+    return w, np.ascontiguousarray(y, dtype=np.float64), unit, Context(w.interval_s, first)
+
+
+def default_windows(n_steps: int, ctx: Context) -> tuple[int, int, int]:
+    """History window, first origin and refit period: two days of history on
+    traces of three days or more; on shorter ones windows grow from a quarter
+    of the trace up to all of it."""
+    d = ctx.steps_per_day
+    if n_steps >= 3 * d:
+        return 2 * d, 2 * d, d
+    return n_steps, max(2, n_steps // 4), max(1, n_steps // 4)
+
+
+@click.group()
+def forecast() -> None:
+    """Forecast guest demand: backtest the models, plot forecasts."""
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3f}")
+    return str(v)
+
+
+COLUMNS = ("model", "mae", "mase", "pinball_0.5", "pinball_0.9", "pinball_0.95", "pinball_0.99",
+           "coverage_80", "coverage_95", "overload_recall", "false_alarms_per_day", "lead_time_min",
+           "fit_series_per_s", "predict_series_per_s", "series_per_s")
+
+
+@forecast.command()
+@click.option("--trace", required=True, type=click.Path(exists=True), help="PlanetLab folder, Bitbrains CSV folder or long parquet")
+@click.option("--resource", default="cpu", show_default=True, help="one or more, comma-separated (cpu,mem)")
+@click.option("--horizon", default=12, show_default=True, type=int, help="steps ahead")
+@click.option("--models", default=None, help="comma-separated; default every registered model")
+@click.option("--history", default=None, help="history window (steps or 6h, 2d); default: see docs")
+@click.option("--start", default=None, help="first origin (steps or duration)")
+@click.option("--step", default=None, help="steps between origins (default: the horizon)")
+@click.option("--refit", default=None, help="refit period of models not refitted every tick")
+@click.option("--threshold", default=0.8, show_default=True, type=float, help="overload threshold")
+@click.option("--lead", "lead", default="15min", show_default=True, help="minimum warning time L")
+@click.option("--guests", default=None, type=int, help="only the first N guests (quick runs)")
+@click.option("--json", "json_path", default=None, type=click.Path(), help="write results as JSON")
+@click.option("--plot", "plot_path", default=None, type=click.Path(), help="also save a PNG of the first model's forecasts")
+def backtest(trace, resource, horizon, models, history, start, step, refit, threshold, lead,
+             guests, json_path, plot_path) -> None:
+    """Rolling-origin evaluation of forecasting models on a trace."""
+    from presplit.forecast import names
+    from presplit.forecast.backtest import BacktestSpec, backtest as run
+
+    if horizon <= 0:
+        raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else names()
+    unknown = [m for m in chosen if m not in names()]
+    if unknown:
+        raise click.UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(names())}")
+    rows = []
+    for res in [r.strip() for r in resource.split(",") if r.strip()]:
+        w, y, unit, ctx = load_series(trace, res)
+        if guests:
+            y = y[:guests]
+        hist0, start0, refit0 = default_windows(y.shape[1], ctx)
+        spec = BacktestSpec(
+            horizon=horizon,
+            history=parse_steps(history, ctx.interval_s, "--history") if history else hist0,
+            start=parse_steps(start, ctx.interval_s, "--start") if start else (None if history else start0),
+            step=parse_steps(step, ctx.interval_s, "--step") if step else horizon,
+            refit=parse_steps(refit, ctx.interval_s, "--refit") if refit else refit0,
+            threshold=threshold,
+            lead_steps=parse_steps(lead, ctx.interval_s, "--lead"))
+        click.echo(f"{w.name} {res} ({unit}): {y.shape[0]} series x {y.shape[1]} steps of "
+                   f"{ctx.interval_s} s; history {spec.history}, first origin {spec.first_origin}, "
+                   f"step {spec.step}, refit {spec.refit}, horizon {spec.horizon}", err=True)
+        try:
+            origins, results = run(y, chosen, spec, ctx,
+                                   progress=lambda n: click.echo(f"  running {n}", err=True))
+        except ForecastError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"\n{w.name} / {res}: {len(origins)} origins")
+        click.echo("  ".join(f"{c:>12}" if i else f"{c:<30}" for i, c in enumerate(COLUMNS)))
+        for r in results:
+            row = {"trace": w.name, "resource": res, **r.row()}
+            rows.append(row)
+            if r.skipped:
+                click.echo(f"{r.model:<30}  skipped: {r.skipped}")
+                continue
+            click.echo("  ".join(f"{_fmt(row.get(c, float('nan'))):>12}" if i else f"{r.model:<30}"
+                                 for i, c in enumerate(COLUMNS)))
+        if plot_path:
+            from presplit.forecast.plot import plot_backtest
+
+            done = [r for r in results if not r.skipped]
+            if done:
+                plot_backtest(plot_path, y, origins, done[0], spec, ctx, title=f"{w.name} {res}")
+                click.echo(f"plot written to {plot_path}", err=True)
+    if json_path:
+        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                 for r in rows]
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(clean, fh, indent=1)
+
+
+@forecast.command()
+@click.option("--trace", required=True, type=click.Path(exists=True))
+@click.option("--model", "model_name", default="online-ses", show_default=True)
+@click.option("--resource", default="cpu", show_default=True)
+@click.option("--horizon", default=12, show_default=True, type=int)
+@click.option("--at", "at", default=None, help="forecast origin (steps or duration; default: 3/4 of the trace)")
+@click.option("--history", default=None, help="history window before the origin (default: all)")
+@click.option("--guests", default=4, show_default=True, type=int, help="how many guests to draw (the busiest)")
+@click.option("--out", required=True, type=click.Path(), help="PNG file")
+def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None:
+    """Save a PNG of a few guests' history, forecast and 80/95 % intervals."""
+    from presplit.forecast import create
+    from presplit.forecast.plot import plot_forecast
+
+    if horizon <= 0:
+        raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
+    try:
+        model = create(model_name)
+    except ForecastError as e:
+        raise click.UsageError(str(e)) from None
+    w, y, unit, ctx = load_series(trace, resource)
+    origin = parse_steps(at, ctx.interval_s, "--at") if at else (3 * y.shape[1]) // 4
+    lo = max(0, origin - parse_steps(history, ctx.interval_s, "--history")) if history else 0
+    try:
+        plot_forecast(out, model, y, lo, origin, horizon, ctx, guests, title=f"{w.name} {resource} ({unit})")
+    except ForecastError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"plot written to {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(forecast())
