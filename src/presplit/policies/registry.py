@@ -8,6 +8,7 @@ detectors thr, iqr, mad, lr, lrr and selectors mmt, mu, mc, rs (e.g.
 from __future__ import annotations
 
 from presplit.policies.cloudsim.baselines import DetectAndConsolidate, FirstFit
+from presplit.policies.presplit.consolidation import PredictiveConsolidation
 from presplit.policies.cloudsim.detectors import (
     InterQuartileRange,
     LocalRegression,
@@ -34,7 +35,8 @@ SELECTORS = {
     "mc": MaximumCorrelation,
     "rs": RandomSelection,
 }
-SIMPLE = {"npa": lambda: FirstFit(non_power_aware=True), "dvfs": lambda: FirstFit()}
+SIMPLE = {"npa": lambda: FirstFit(non_power_aware=True), "dvfs": lambda: FirstFit(),
+          "presplit": lambda: PredictiveConsolidation()}
 
 
 class PolicyError(ValueError):

@@ -1,0 +1,1 @@
+"""presplit's own policy: predictive placement, balancing and recombination."""

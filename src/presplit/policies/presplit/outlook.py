@@ -1,0 +1,60 @@
+"""Correlation-aware demand outlook of a set of guests on a host.
+
+The question every decision asks is "would this host, with these guests, stay
+under its limit for the next few steps, at a high quantile?". Summing the
+guests' own upper quantiles overstates the peak (their peaks rarely coincide);
+assuming independence understates it (PlanetLab guests rise together in the
+daytime). So the outlook works on the *host's* demand series: the sum of its
+guests' recent samples, step by step, keeps exactly the co-movement that
+happened. Its upper quantile over a recent window, plus the trend of the last
+samples carried over the lead time a move needs, is the host's upper
+forecast. Adding a guest adds its series before the quantile is taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutlookParams:
+    window: int = 12          # samples of history the quantile looks at (1 h at 5 min)
+    quantile: float = 0.95    # what splitting and balancing act on
+    lead_steps: float = 1.0   # steps ahead a decision must hold (a migration ends within one)
+    trend_samples: int = 4    # samples the short-term slope is fitted on
+
+
+def next_upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
+    """Upper forecast of the next step: the last value plus the ``quantile`` of the
+    series' own one-step changes over the window (a conformal naive forecast).
+
+    For a host's summed series this is where the correlation lives: the changes
+    are those of the sum, so guests that rise together widen the margin.
+    """
+    n = series.shape[-1]
+    if n < 2:
+        return series[..., 0]
+    w = min(params.window, n - 1)
+    changes = series[..., :w] - series[..., 1:w + 1]
+    margin = np.quantile(changes, params.quantile, axis=-1)
+    return series[..., 0] + np.maximum(margin, 0.0) * params.lead_steps
+
+
+def upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
+    """Upper forecast of each row of ``series`` [..., samples newest first] in the same units."""
+    n = series.shape[-1]
+    w = min(params.window, n)
+    recent = series[..., :w]
+    level = np.quantile(recent, params.quantile, axis=-1)
+    k = min(params.trend_samples, n)
+    if k >= 2:
+        # Least-squares slope over the last k samples (newest first, so negate).
+        x = np.arange(k, dtype=np.float64)
+        xc = x - x.mean()
+        slope = -(series[..., :k] @ xc) / (xc @ xc)
+        level = np.maximum(level, series[..., 0] + np.maximum(slope, 0.0) * params.lead_steps)
+    else:
+        level = np.maximum(level, series[..., 0])
+    return level
