@@ -6,7 +6,7 @@ Owns two guarantees:
   namespaces, cgroups) with the function that undoes it, and undoes them in
   reverse order on normal exit, on an exception, and on SIGINT/SIGTERM.
 * :func:`cleanup_stale` removes what a crashed run left behind: QEMU processes,
-  namespaces and cgroups whose names carry the presplit prefix *and* the tag of
+  namespaces, cgroups and QEMU work directories whose names carry the presplit prefix *and* the tag of
   a run whose process is gone.
 
 Every name carries a run tag, ``p<pid-of-the-owning-process>`` (see
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -137,11 +139,12 @@ class StaleReport:
     processes: list[int] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
+    workdirs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.namespaces or self.cgroups or self.errors)
+        return not (self.processes or self.namespaces or self.cgroups or self.workdirs or self.errors)
 
 
 def _stale(owner: str, only_dead_owners: bool) -> bool:
@@ -207,4 +210,10 @@ def cleanup_stale(*, only_dead_owners: bool = True) -> StaleReport:
             removed, errors = cgroups.remove_tree(host_dir)
             report.cgroups += [str(p) for p in removed]
             report.errors += errors
+    # QEMU work directories (serial logs, QMP sockets) made by QemuGuest.
+    for workdir in Path(tempfile.gettempdir()).glob(f"{PREFIX}-p*-*"):
+        m = _TAGGED.match(workdir.name)
+        if m and workdir.is_dir() and _stale(m.group(1), only_dead_owners):
+            shutil.rmtree(workdir, ignore_errors=True)
+            report.workdirs.append(str(workdir))
     return report
