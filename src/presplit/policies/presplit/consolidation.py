@@ -103,7 +103,8 @@ class PredictiveConsolidation:
         placed = np.flatnonzero(host_of >= 0)
         np.add.at(h_series, host_of[placed], g_series[placed])
         cap = e.h_total
-        active = np.array([len(lst) > 0 for lst in lists])
+        count = np.fromiter(map(len, lists), dtype=np.int64, count=e.n_hosts)
+        active = count > 0
         # A host is held (not drained) for a while after it was woken or received guests.
         self._busy_since = np.where(~active, -10**9, self._busy_since)
         budget = max(1, int(p.max_moves_share * e.n_guests))
@@ -124,6 +125,8 @@ class PredictiveConsolidation:
             h_series[dst] += g_series[g]
             lists[src].remove(g)
             lists[dst].append(g)
+            count[src] -= 1
+            count[dst] += 1
             host_of[g] = dst
             received[dst] = True
             self._busy_since[dst] = step
@@ -136,7 +139,7 @@ class PredictiveConsolidation:
         def best_target(g: int, exclude: np.ndarray) -> tuple[int | None, dict]:
             """Where g's forecast fits under the target with the least power increase."""
             exclude = exclude | (receiving >= p.max_per_host)
-            cand = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & np.array([len(x) > 0 for x in lists]))
+            cand = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count > 0))
             alternatives = {}
             if len(cand):
                 u_after = host_upper(cand, g_series[g]) / cap[cand]
@@ -153,7 +156,7 @@ class PredictiveConsolidation:
                                     "candidates": int(len(c)), "rise_w": float(rise[order[0]])}
                     return best, alternatives
             # Wake the most efficient switched-off host that can run the guest.
-            off = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & np.array([len(x) == 0 for x in lists]))
+            off = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count == 0))
             if len(off) == 0:
                 return None, {}
             eff = e.h_power[off, -1] / cap[off]
@@ -190,7 +193,7 @@ class PredictiveConsolidation:
         # 2. Recombination: drain the least loaded hosts whose guests all fit elsewhere.
         tried = np.zeros(e.n_hosts, dtype=bool)
         while len(moves) < budget:
-            occupied = np.flatnonzero(np.array([len(x) > 0 for x in lists]) & ~tried & ~received & ~no_target)
+            occupied = np.flatnonzero((count > 0) & ~tried & ~received & ~no_target)
             if len(occupied) == 0:
                 break
             held = (step - self._busy_since[occupied]) < p.hold_steps
@@ -207,18 +210,18 @@ class PredictiveConsolidation:
                 break
             exclude = no_target.copy()
             exclude[h] = True
-            saved = (h_series.copy(), [list(x) for x in lists], host_of.copy(), received.copy(), sending.copy(), receiving.copy(),
+            saved = (h_series.copy(), [list(x) for x in lists], host_of.copy(), received.copy(), sending.copy(), receiving.copy(), count.copy(),
                      len(moves), len(self.decisions), self._busy_since.copy(), self._last_move.copy())
             ok = True
             for g in sorted(guests, key=lambda g: -g_upper[g]):
-                dst, numbers = best_target(g, exclude | ~np.array([len(x) > 0 for x in lists]))
+                dst, numbers = best_target(g, exclude | ~(count > 0))
                 if dst is None:
                     ok = False
                     break
                 numbers.update(drained_host_forecast=float(u_occ[np.argmin(u_occ)]), target=p.target)
                 move(g, dst, f"host {h} can be emptied and switched off: all guests fit elsewhere", numbers)
             if not ok:
-                (h_series, lists, host_of, received, sending, receiving, n_moves, n_dec, self._busy_since, self._last_move) = saved
+                (h_series, lists, host_of, received, sending, receiving, count, n_moves, n_dec, self._busy_since, self._last_move) = saved
                 del moves[n_moves:]
                 del self.decisions[n_dec:]
             else:

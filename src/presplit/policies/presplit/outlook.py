@@ -26,6 +26,16 @@ class OutlookParams:
     trend_samples: int = 4    # samples the short-term slope is fitted on
 
 
+def quantile_last_axis(x: np.ndarray, q: float) -> np.ndarray:
+    """``np.quantile(x, q, axis=-1)`` (linear interpolation) for short windows, without its overhead."""
+    n = x.shape[-1]
+    xs = np.sort(x, axis=-1)
+    pos = (n - 1) * q
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    return xs[..., lo] + (xs[..., hi] - xs[..., lo]) * (pos - lo)
+
+
 def next_upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
     """Upper forecast of the next step: the last value plus the ``quantile`` of the
     series' own one-step changes over the window (a conformal naive forecast).
@@ -38,7 +48,7 @@ def next_upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
         return series[..., 0]
     w = min(params.window, n - 1)
     changes = series[..., :w] - series[..., 1:w + 1]
-    margin = np.quantile(changes, params.quantile, axis=-1)
+    margin = quantile_last_axis(changes, params.quantile)
     return series[..., 0] + np.maximum(margin, 0.0) * params.lead_steps
 
 
@@ -47,7 +57,7 @@ def upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
     n = series.shape[-1]
     w = min(params.window, n)
     recent = series[..., :w]
-    level = np.quantile(recent, params.quantile, axis=-1)
+    level = quantile_last_axis(recent, params.quantile)
     k = min(params.trend_samples, n)
     if k >= 2:
         # Least-squares slope over the last k samples (newest first, so negate).
