@@ -23,7 +23,6 @@ from presplit.backends.qemu.cleanup import Teardown, cleanup_stale, find_qemu_pr
 from presplit.backends.qemu.guest import GuestConfig, QemuGuest, max_gap, merged_beats
 from presplit.backends.qemu.guest_image import Workload
 from presplit.backends.qemu.migration import MIB, live_migrate
-from presplit.backends.qemu.netns import Fabric
 
 pytestmark = pytest.mark.qemu
 
