@@ -1,0 +1,199 @@
+"""ClusterState: hosts, split domains, guests, fabric, time and power state of a fleet.
+
+Array-backed where the simulator does fleet-wide work (one numpy array per
+guest attribute and per host attribute), immutable by convention *and* by
+construction: every array is made read-only, and a transition builds a new
+state with :meth:`ClusterState.evolve`, copying only the arrays it changes
+(copy-on-write; unchanged arrays are shared between states). Domains are a
+tuple of :class:`Domain` values, indexed by their id; a merged domain stays in
+the tuple with a zero allotment so ids never shift.
+
+Guest arrays (index = guest number, ``guests[i]`` is the static spec):
+
+- ``guest_domain``: the domain a guest runs in (the *source* while it migrates), -1 if unplaced;
+- ``guest_dest``: the destination domain of a migration in flight, else -1;
+- ``guest_status``: codes of :data:`presplit.model.domains.GUEST_STATES`;
+- ``guest_mig_start``/``guest_mig_end``: the pre-copy interval of the last migration;
+- ``guest_down_start``/``guest_down_end``: the last downtime interval (stop-and-copy or patch);
+- ``demand_mips``/``demand_mem_mb``: current demand, set by the engine each tick.
+
+Host arrays: ``host_on`` (powered) and ``host_ready_at`` (boot finishes).
+``patch_windows`` are every scenario window (sorted by start); :meth:`patch_due`
+filters those open or starting soon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from presplit.model.domains import (
+    ABSENT,
+    GUEST_STATES,
+    MIGRATING,
+    PENDING,
+    Domain,
+    DomainModel,
+    Guest,
+    HostSpec,
+    PatchWindowSim,
+)
+from presplit.model.fabric import Fabric
+
+_GUEST_ARRAYS = ("guest_domain", "guest_dest", "guest_status", "guest_mig_start", "guest_mig_end",
+                 "guest_down_start", "guest_down_end", "demand_mips", "demand_mem_mb")
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterState:
+    hosts: tuple[HostSpec, ...]
+    domains: tuple[Domain, ...]
+    guests: tuple[Guest, ...]
+    fabric: Fabric
+    model: DomainModel
+    now: float
+    host_on: np.ndarray
+    host_ready_at: np.ndarray
+    guest_domain: np.ndarray
+    guest_dest: np.ndarray
+    guest_status: np.ndarray
+    guest_mig_start: np.ndarray
+    guest_mig_end: np.ndarray
+    guest_down_start: np.ndarray
+    guest_down_end: np.ndarray
+    demand_mips: np.ndarray
+    demand_mem_mb: np.ndarray
+    patch_windows: tuple[PatchWindowSim, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("host_on", "host_ready_at", *_GUEST_ARRAYS):
+            arr = getattr(self, name)
+            if arr.flags.writeable:
+                arr.flags.writeable = False
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def initial(cls, hosts, guests, fabric, model, *, powered=None, patch_windows=()) -> "ClusterState":
+        """Every host one active domain with the minimal services; every guest absent (not arrived)."""
+        doms = tuple(Domain(h, h, spec.cpu_mips, spec.ram_mb, model.minimal_services) for h, spec in enumerate(hosts))
+        n, g = len(hosts), len(guests)
+        on = np.ones(n, bool) if powered is None else np.asarray(powered, bool).copy()
+        neg = np.full(g, -1, np.int64)
+        zeros = np.zeros(g)
+        return cls(tuple(hosts), doms, tuple(guests), fabric, model, 0.0, on, np.zeros(n),
+                   neg, neg.copy(), np.full(g, ABSENT, np.int8), zeros, zeros.copy(), zeros.copy(),
+                   zeros.copy(), zeros.copy(), zeros.copy(), tuple(patch_windows))
+
+    def evolve(self, **changes) -> "ClusterState":
+        """A new state with ``changes``; arrays passed in must be fresh copies (they become read-only)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_domain(self, domain: Domain, *more: Domain) -> "ClusterState":
+        """Replace domains by id (appending ids equal to len(domains))."""
+        doms = list(self.domains)
+        for d in (domain, *more):
+            if d.id == len(doms):
+                doms.append(d)
+            else:
+                doms[d.id] = d
+        return self.evolve(domains=tuple(doms))
+
+    # ------------------------------------------------------------ queries
+    @property
+    def n_hosts(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def n_guests(self) -> int:
+        return len(self.guests)
+
+    def guest(self, i: int) -> Guest:
+        """Guest ``i`` as of this state (spec plus current domain and state)."""
+        return dataclasses.replace(self.guests[i], domain=int(self.guest_domain[i]),
+                                   state=GUEST_STATES[int(self.guest_status[i])])
+
+    def guest_index(self, guest_id: str) -> int:
+        try:
+            return self._guest_ids[guest_id]
+        except KeyError:
+            raise KeyError(f"no guest {guest_id!r}") from None
+
+    def domains_of(self, host: int) -> list[Domain]:
+        """Live (not merged) domains of a host."""
+        return [self.domains[d] for d in self._host_domains[host]]
+
+    def guests_in(self, domain: int, *, incoming: bool = False) -> np.ndarray:
+        """Guests placed in a domain (migrating-out ones included); with ``incoming`` those migrating in."""
+        arr = self.guest_dest if incoming else self.guest_domain
+        return np.flatnonzero(arr == domain)
+
+    def host_ready(self, host: int) -> bool:
+        return bool(self.host_on[host]) and self.host_ready_at[host] <= self.now
+
+    def patch_due(self, lookahead_s: float = 0.0) -> list[PatchWindowSim]:
+        """Windows open now or starting within ``lookahead_s`` (not yet ended)."""
+        return [w for w in self.patch_windows if w.end > self.now and w.start <= self.now + lookahead_s]
+
+    # ------------------------------------------------------------ arrays (cached per state)
+    @cached_property
+    def _guest_ids(self) -> dict[str, int]:
+        return {g.id: i for i, g in enumerate(self.guests)}
+
+    @cached_property
+    def _host_domains(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in self.hosts]
+        for d in self.domains:
+            if d.live:
+                out[d.host].append(d.id)
+        return out
+
+    @cached_property
+    def guest_mips(self) -> np.ndarray:
+        return np.array([g.mips for g in self.guests], dtype=np.float64)
+
+    @cached_property
+    def guest_reserve(self) -> np.ndarray:
+        """[guests, 2]: reserved MIPS and MB."""
+        return np.array([(g.reserve_mips, g.ram_mb) for g in self.guests], dtype=np.float64).reshape(-1, 2)
+
+    @cached_property
+    def domain_arrays(self) -> dict[str, np.ndarray]:
+        """host, allotment, overhead and capacity per domain id (merged domains: zeros)."""
+        d = self.domains
+        host = np.array([x.host for x in d], np.int64)
+        live = np.array([x.live for x in d], bool)
+        return {
+            "host": host, "live": live,
+            "cpu_mips": np.array([x.cpu_mips for x in d]), "mem_mb": np.array([x.mem_mb for x in d]),
+            "overhead_mips": np.array([x.overhead_mips if x.live else 0.0 for x in d]),
+            "overhead_mb": np.array([x.overhead_mb if x.live else 0.0 for x in d]),
+            "cap_mips": np.array([x.capacity_mips if x.live else 0.0 for x in d]),
+            "cap_mb": np.array([x.capacity_mb if x.live else 0.0 for x in d]),
+        }
+
+    @cached_property
+    def reserved(self) -> np.ndarray:
+        """[domains, 2] MIPS and MB booked by placed guests plus migrations coming in."""
+        n = len(self.domains)
+        out = np.zeros((n, 2))
+        for arr in (self.guest_domain, self.guest_dest):
+            placed = arr >= 0
+            if placed.any():
+                for k in range(2):
+                    out[:, k] += np.bincount(arr[placed], self.guest_reserve[placed, k], minlength=n)
+        return out
+
+    def free(self, domain: int) -> tuple[float, float]:
+        """Unreserved MIPS and MB of a domain."""
+        a = self.domain_arrays
+        return (float(a["cap_mips"][domain] - self.reserved[domain, 0]),
+                float(a["cap_mb"][domain] - self.reserved[domain, 1]))
+
+    def pending_guests(self) -> np.ndarray:
+        return np.flatnonzero(self.guest_status == PENDING)
+
+    def migrating_guests(self) -> np.ndarray:
+        return np.flatnonzero(self.guest_status == MIGRATING)

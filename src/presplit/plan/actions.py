@@ -1,0 +1,136 @@
+"""Actions as data: what a policy may ask the world to do, with its reason and numbers.
+
+Every action is a frozen dataclass carrying ``reason`` (one sentence a person
+can read) and ``details`` (the numbers behind the decision: forecasts,
+utilisations, thresholds). What an action *means* -- its preconditions, its
+effect and its cost -- is defined in one place only,
+:func:`presplit.plan.transition.apply_action`. Outcomes are values too:
+:class:`ActionOutcome` when applied, :class:`ActionRefused` when a
+precondition fails (the state is then returned unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from presplit.model.domains import Service
+
+
+@dataclass(frozen=True)
+class Action:
+    reason: str = field(default="", kw_only=True)
+    details: dict = field(default_factory=dict, kw_only=True, compare=False, hash=False)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class SplitDomain(Action):
+    """Carve new domains of ``sizes`` [(cpu_mips, mem_mb), ...] out of ``domain``.
+
+    The remainder stays with ``domain`` (and its guests). New domains run
+    ``services`` (default: the model's minimal set) and are ``provisioning``
+    until ``now + provision_s``.
+    """
+
+    domain: int
+    sizes: tuple[tuple[float, float], ...]
+    services: tuple[Service, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ResizeDomain(Action):
+    """Set ``domain``'s allotment, taking the difference from / giving it to sibling ``donor``.
+
+    ``services``, when given, replaces the domain's service set (e.g. adds an
+    optional service as demand is predicted).
+    """
+
+    domain: int
+    cpu_mips: float
+    mem_mb: float
+    donor: int
+    services: tuple[Service, ...] | None = None
+
+
+@dataclass(frozen=True)
+class MergeDomains(Action):
+    """Merge ``domains`` (same host) into the first; its guests are re-pinned, the others become ``merged``."""
+
+    domains: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MoveGuest(Action):
+    """Re-pin a guest to a sibling domain of the same host: no memory copy, no downtime."""
+
+    guest: int
+    to_domain: int
+
+
+@dataclass(frozen=True)
+class MigrateGuest(Action):
+    """Live-migrate a guest to a domain of another host (pre-copy over the fabric)."""
+
+    guest: int
+    to_domain: int
+
+
+@dataclass(frozen=True)
+class PlaceGuest(Action):
+    """Start an arrived (pending) guest in a domain."""
+
+    guest: int
+    domain: int
+
+
+@dataclass(frozen=True)
+class PowerOn(Action):
+    host: int
+
+
+@dataclass(frozen=True)
+class PowerOff(Action):
+    host: int
+
+
+@dataclass(frozen=True)
+class PatchDomain(Action):
+    """Patch a domain: its services are down for ``duration_s``; guests still inside go down too."""
+
+    domain: int
+    duration_s: float | None = None  # None: the model's patch_duration_s
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an action costs: time until done, guest downtime (sum over guests), fabric bytes, energy."""
+
+    seconds: float = 0.0
+    downtime_s: float = 0.0
+    fabric_gb: float = 0.0
+    energy_j: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """An applied action: when, its cost, the guests it touched, and the model's numbers."""
+
+    action: Action
+    time: float
+    cost: Cost
+    guests: tuple[int, ...] = ()
+    details: dict = field(default_factory=dict, compare=False)
+    ok: bool = field(default=True, init=False)
+
+
+@dataclass(frozen=True)
+class ActionRefused:
+    """A precondition failed; nothing changed."""
+
+    action: Action
+    time: float
+    reason: str
+    ok: bool = field(default=False, init=False)

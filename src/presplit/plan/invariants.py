@@ -1,0 +1,46 @@
+"""Invariants of a ClusterState, checked after every action (tests, and the engine in debug runs).
+
+``violations(state)`` returns human-readable problems, empty when the state is
+sound: every guest in exactly the places its status says (no loss, no
+duplicate); no live domain reserving more than its capacity; merged domains
+empty; a host's live domains summing to the host's capacity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from presplit.model.cluster import ClusterState
+from presplit.model.domains import ABSENT, MIGRATING, PENDING
+
+TOL = 1e-6
+
+
+def violations(state: ClusterState) -> list[str]:
+    out: list[str] = []
+    a = state.domain_arrays
+    n_dom = len(state.domains)
+    dom, dest, status = state.guest_domain, state.guest_dest, state.guest_status
+    unplaced = (status == ABSENT) | (status == PENDING)
+    if ((dom >= 0) == unplaced).any():
+        bad = np.flatnonzero((dom >= 0) == unplaced)
+        out.append(f"guests {bad[:5].tolist()} placed/unplaced against their status")
+    if (dom >= n_dom).any() or (dest >= n_dom).any():
+        out.append("guest points past the last domain")
+    placed = dom >= 0
+    if placed.any() and not a["live"][dom[placed]].all():
+        out.append("a guest sits in a merged domain")
+    flying = dest >= 0
+    if (flying != (status == MIGRATING)).any():
+        out.append("migration destination set without MIGRATING status (or the reverse)")
+    if flying.any() and (a["host"][dest[flying]] == a["host"][dom[flying]]).any():
+        out.append("a cross-host migration stays on its host")
+    over = state.reserved - np.stack([a["cap_mips"], a["cap_mb"]], axis=1)
+    if (over > TOL * np.maximum(1.0, state.reserved)).any():
+        out.append(f"domains {np.flatnonzero((over > TOL).any(axis=1)).tolist()} reserve more than their capacity")
+    for h, spec in enumerate(state.hosts):
+        doms = state.domains_of(h)
+        cpu, mem = sum(d.cpu_mips for d in doms), sum(d.mem_mb for d in doms)
+        if abs(cpu - spec.cpu_mips) > 1e-6 * spec.cpu_mips or abs(mem - spec.ram_mb) > 1e-6 * spec.ram_mb:
+            out.append(f"host {h}: domains sum to {cpu:g} MIPS / {mem:g} MB, host has {spec.cpu_mips:g} / {spec.ram_mb:g}")
+    return out
