@@ -1,0 +1,193 @@
+"""``evacuate``: the maintenance-mode baseline, as VMware DRS and OpenStack Watcher patch hosts.
+
+Each tick, in this order (every action is tried on a what-if copy of the
+state through :func:`presplit.plan.apply_action`, so the list it returns is
+consistent and every action carries its reason and numbers):
+
+1. **Maintenance.** For every host whose patch window is open and that is not
+   yet patched in it: put it in maintenance (no new guests), live-migrate
+   *all* its guests to other hosts (least loaded with room first, at most
+   ``max_migrations_per_host`` per host per tick -- DRS's 8 concurrent
+   vMotions), waking a switched-off host when nothing has room. Once empty,
+   patch its domain(s). If the window would close before a patch could
+   finish, patch anyway: the guests still inside go down (the honest cost of
+   a failed evacuation). A switched-off host in its window is woken to be
+   patched.
+2. **Placement** of arriving guests, first fit in host order by current
+   demand (no forecast): a domain fits when the guest's reservation fits and
+   its current demand stays under ``high`` of the domain's capacity.
+3. **Balancing** (reactive, DRS-like): a domain above ``high`` of its capacity
+   sheds its largest guests to the least loaded host with room until it is
+   under. This is also what brings guests back to a patched host.
+4. **Power** (DPM-like): empty hosts outside maintenance are switched off,
+   keeping ``spare_hosts`` empty ones on.
+
+No splitting: every host stays one domain, so patching a host is patching
+its one domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from presplit.model.cluster import ClusterState
+from presplit.model.domains import RUNNING
+from presplit.plan import Action, MigrateGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, apply_action
+
+
+@dataclass
+class EvacuatePolicy:
+    high: float = 0.9
+    max_migrations_per_host: int = 8
+    spare_hosts: int = 1
+    kind: str = "domains"
+    name: str = "evacuate"
+
+    def propose(self, state: ClusterState, forecasts, now: float) -> list[Action]:
+        plan = _Plan(state, self)
+        plan.maintenance()
+        plan.place()
+        plan.balance()
+        plan.power()
+        return plan.actions
+
+
+class _Plan:
+    """One tick's decisions over a what-if copy of the state."""
+
+    def __init__(self, state: ClusterState, p: EvacuatePolicy) -> None:
+        self.sim, self.p, self.actions = state, p, []
+        a = state.domain_arrays
+        self.dom_host, self.cap = a["host"], a["cap_mips"]
+        placed = state.guest_domain >= 0
+        self.load = np.bincount(state.guest_domain[placed], state.demand_mips[placed], minlength=len(state.domains))
+        flying = state.guest_dest >= 0
+        self.load += np.bincount(state.guest_dest[flying], state.demand_mips[flying], minlength=len(state.domains))
+        self.moves = np.zeros(state.n_hosts, np.int64)
+        self.open = {w.host: w for w in state.patch_due(0.0)
+                     if any(d.patch_started < w.start for d in state.domains_of(w.host))}
+        self.woken = False
+
+    def try_(self, action: Action) -> bool:
+        new, out = apply_action(self.sim, action)
+        if out.ok:
+            self.sim = new
+            self.actions.append(action)
+        return out.ok
+
+    def host_load(self, h: int) -> float:
+        ids = [d.id for d in self.sim.domains_of(h)]
+        return float(self.load[ids].sum() / max(self.cap[ids].sum(), 1.0))
+
+    def targets(self, exclude: int) -> list[int]:
+        """Active domains on ready hosts outside maintenance, least loaded host first."""
+        s = self.sim
+        hosts = [h for h in range(s.n_hosts) if h != exclude and h not in self.open and s.host_ready(h)]
+        hosts.sort(key=self.host_load)
+        return [d.id for h in hosts for d in s.domains_of(h) if d.state == "active"]
+
+    def fits(self, g: int, d: int) -> bool:
+        need_mips, need_mb = self.sim.guest_reserve[g]
+        free_mips, free_mb = self.sim.free(d)
+        demand = self.sim.demand_mips[g]
+        return need_mips <= free_mips and need_mb <= free_mb and self.load[d] + demand <= self.p.high * self.cap[d]
+
+    def migrate(self, g: int, d: int, reason: str, details: dict) -> bool:
+        src_dom = int(self.sim.guest_domain[g])
+        src = int(self.dom_host[src_dom])
+        dst = int(self.dom_host[d])
+        cap = self.p.max_migrations_per_host
+        if self.moves[src] >= cap or self.moves[dst] >= cap:
+            return False
+        if not self.try_(MigrateGuest(int(g), int(d), reason=reason, details=details)):
+            return False
+        self.moves[src] += 1
+        self.moves[dst] += 1
+        demand = self.sim.demand_mips[g]
+        self.load[src_dom] -= demand
+        self.load[d] += demand
+        return True
+
+    def wake_one(self, reason: str) -> None:
+        """Switch on the first switched-off host outside maintenance (once per tick)."""
+        if self.woken:
+            return
+        for h in range(self.sim.n_hosts):
+            if not self.sim.host_on[h] and h not in self.open:
+                self.woken = self.try_(PowerOn(h, reason=reason))
+                return
+
+    # ------------------------------------------------------------ steps
+    def maintenance(self) -> None:
+        s = self.sim
+        for h, w in sorted(self.open.items()):
+            if not s.host_on[h]:
+                self.try_(PowerOn(h, reason="switched-off host in its patch window: wake it to patch",
+                                  details={"window": (w.start, w.end)}))
+                continue
+            ids = [d.id for d in s.domains_of(h)]
+            inside = np.flatnonzero(np.isin(self.sim.guest_domain, ids) & (self.sim.guest_status == RUNNING))
+            for g in inside:
+                dst = next((d for d in self.targets(h) if self.fits(g, d)), None)
+                if dst is None:
+                    self.wake_one(f"no room to evacuate host {h} for its patch window")
+                    break
+                self.migrate(g, dst, f"host {h} enters maintenance for patch window "
+                                     f"{w.start:g}-{w.end:g} s: evacuate every guest",
+                             {"window": (w.start, w.end), "host": h, "guests_left": len(inside)})
+            left = np.isin(self.sim.guest_domain, ids) | np.isin(self.sim.guest_dest, ids)
+            late = self.sim.now + s.model.patch_duration_s + 300.0 > w.end
+            if not left.any() or late:
+                for d in ids:
+                    self.try_(PatchDomain(d, reason=(f"host {h} evacuated: patch its domain in the window"
+                                                     if not left.any() else
+                                                     f"window closes at {w.end:g} s: patch with "
+                                                     f"{int(left.sum())} guests still inside"),
+                                          details={"window": (w.start, w.end), "guests_inside": int(left.sum())}))
+
+    def place(self) -> None:
+        s = self.sim
+        pending = s.pending_guests()
+        order = pending[np.argsort(-s.guest_reserve[pending, 0], kind="stable")]
+        doms = [d.id for h in range(s.n_hosts) if h not in self.open and s.host_ready(h)
+                for d in s.domains_of(h) if d.state == "active"]
+        for g in order:
+            d = next((d for d in doms if self.fits(g, d)), None)
+            if d is None:
+                self.wake_one("an arriving guest fits nowhere")
+                continue
+            if self.try_(PlaceGuest(int(g), d, reason="first fit by current demand",
+                                    details={"demand_mips": float(s.demand_mips[g]), "domain_load": float(self.load[d])})):
+                self.load[d] += s.demand_mips[g]
+
+    def balance(self) -> None:
+        s = self.sim
+        hot = np.flatnonzero((self.load > self.p.high * self.cap) & s.domain_arrays["live"])
+        for d in hot:
+            h = int(self.dom_host[d])
+            if h in self.open:
+                continue
+            guests = np.flatnonzero((self.sim.guest_domain == d) & (self.sim.guest_status == RUNNING))
+            for g in guests[np.argsort(-s.demand_mips[guests], kind="stable")]:
+                if self.load[d] <= self.p.high * self.cap[d]:
+                    break
+                dst = next((x for x in self.targets(h) if self.fits(g, x)), None)
+                if dst is None:
+                    self.wake_one(f"domain {d} overloaded and no host has room")
+                    break
+                self.migrate(g, dst, f"domain {d} at {self.load[d] / self.cap[d]:.0%} > {self.p.high:.0%}: "
+                                     "move its largest guest to the least loaded host",
+                             {"load_mips": float(self.load[d]), "cap_mips": float(self.cap[d])})
+
+    def power(self) -> None:
+        s = self.sim
+        n = s.n_hosts
+        busy = np.zeros(n, bool)
+        for arr in (s.guest_domain, s.guest_dest):
+            busy |= np.bincount(self.dom_host[arr[arr >= 0]], minlength=n) > 0
+        empty = [h for h in range(n) if s.host_ready(h) and h not in self.open and not busy[h] and not self.moves[h]]
+        for h in empty[self.p.spare_hosts:]:
+            self.try_(PowerOff(h, reason="host empty outside maintenance (DPM)",
+                               details={"spare_hosts_kept": self.p.spare_hosts}))

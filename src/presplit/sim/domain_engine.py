@@ -1,0 +1,171 @@
+"""The tick-based simulator of the split-domain world.
+
+Every ``interval_s`` (300 s by default) the engine
+
+1. advances the state to the tick (:func:`presplit.plan.advance` finishes
+   migrations, patches, boots and domain provisioning that ended);
+2. marks guests whose arrival step has come as ``pending`` and sets every
+   guest's demand from the workload (CPU fraction x guest MIPS; memory in MB
+   where the trace has it, capped at the guest's RAM);
+3. scores the patch windows that have ended (met when every live domain of
+   the host was patched inside the window);
+4. asks the policy ``propose(state, forecasts, now) -> list[Action]`` and
+   applies the actions in order through :func:`presplit.plan.apply_action`,
+   logging each with its outcome (refused actions too);
+5. accounts energy and SLA for the step (:mod:`presplit.sim.domain_metrics`).
+
+Patch windows reach policies through the state: ``state.patch_windows`` (all
+of the scenario's windows, in simulation seconds) and
+``state.patch_due(lookahead_s)``. ``forecasts`` is whatever the caller passes
+(None for policies that do not forecast); :class:`Forecasts` is the protocol a
+forecasting policy can rely on, and :class:`OracleForecasts` an upper bound
+that reads the future from the trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from presplit.model.cluster import ClusterState
+from presplit.model.domains import ABSENT, PENDING
+from presplit.plan import Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, SplitDomain
+from presplit.plan import advance, apply_action
+from presplit.plan.invariants import violations
+from presplit.sim.domain_metrics import DomainMetrics
+
+
+class Forecasts(Protocol):
+    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
+        """Per guest, the q-quantile of demand (MIPS) over the next ``horizon_steps`` steps."""
+
+
+class Policy(Protocol):
+    def propose(self, state: ClusterState, forecasts: Forecasts | None, now: float) -> list[Action]: ...
+
+
+class OracleForecasts:
+    """Perfect foresight from the trace: the q-quantile of each guest's true demand over the horizon."""
+
+    def __init__(self, demand_mips: np.ndarray, step: int = 0) -> None:
+        self.demand = demand_mips
+        self.step = step
+
+    def at(self, step: int, state: ClusterState | None = None) -> "OracleForecasts":
+        """The same oracle standing at ``step``; ``run_domains(..., forecasts=oracle.at)`` moves it each tick."""
+        return OracleForecasts(self.demand, step)
+
+    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
+        window = self.demand[:, self.step:self.step + max(1, horizon_steps)]
+        return np.quantile(window, q, axis=1)
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    action: Action
+    outcome: ActionOutcome | ActionRefused
+
+
+@dataclass
+class DomainSimResult:
+    metrics: dict[str, float]
+    events: list[Event] = field(default_factory=list)
+    active_hosts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    migrations_per_guest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    window_results: list[tuple[int, float, float, bool]] = field(default_factory=list)  # host, start, end, met
+    final_state: ClusterState | None = None
+
+
+@dataclass
+class DomainWorkload:
+    """What feeds the guests: CPU fraction [guests, steps], memory MB (or None), arrival step per guest."""
+
+    cpu: np.ndarray
+    mem_mb: np.ndarray | None
+    arrival_step: np.ndarray
+    interval_s: float = 300.0
+
+
+def window_met(state: ClusterState, host: int, start: float, end: float) -> bool:
+    doms = state.domains_of(host)
+    return bool(doms) and all(d.patch_started >= start and d.patch_until <= end for d in doms)
+
+
+def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *,
+                forecasts: Forecasts | Callable[[int, ClusterState], Forecasts] | None = None,
+                n_steps: int | None = None, check_invariants: bool = False,
+                record_events: bool = True) -> DomainSimResult:
+    """Run ``policy`` over ``workload`` from ``state``; see the module docstring.
+
+    ``forecasts`` may be a fixed object, or a callable ``(step, state) -> Forecasts`` called every tick.
+    ``check_invariants`` checks :func:`presplit.plan.invariants.violations` after every action (slow).
+    """
+    started = time.perf_counter()
+    dt = float(workload.interval_s)
+    steps = workload.cpu.shape[1] if n_steps is None else min(n_steps, workload.cpu.shape[1])
+    mips = state.guest_mips
+    ram = state.guest_reserve[:, 1]
+    metrics = DomainMetrics(state)
+    counts = dict(intra_host_moves=0, cross_host_migrations=0, fabric_gb=0.0, splits=0, merges=0,
+                  actions_refused=0, energy_actions_j=0.0)
+    per_guest = np.zeros(state.n_guests, np.int64)
+    events: list[Event] = []
+    windows = sorted(state.patch_windows, key=lambda w: w.end)
+    horizon = steps * dt
+    counted = [w for w in windows if w.end <= horizon]
+    scored: list[tuple[int, float, float, bool]] = []
+    next_window = 0
+    for k in range(steps):
+        t = k * dt
+        state, _ = advance(state, t)
+        arrive = (workload.arrival_step <= k) & (state.guest_status == ABSENT)
+        status = np.where(arrive, PENDING, state.guest_status).astype(np.int8) if arrive.any() else None
+        mem = None if workload.mem_mb is None else np.minimum(workload.mem_mb[:, k], ram)
+        state = state.evolve(demand_mips=workload.cpu[:, k] * mips,
+                             demand_mem_mb=state.demand_mem_mb if mem is None else mem,
+                             **({"guest_status": status} if status is not None else {}))
+        while next_window < len(counted) and counted[next_window].end <= t:
+            w = counted[next_window]
+            scored.append((w.host, w.start, w.end, window_met(state, w.host, w.start, w.end)))
+            next_window += 1
+        fc = forecasts(k, state) if callable(forecasts) else forecasts
+        for action in policy.propose(state, fc, t) or ():
+            state, outcome = apply_action(state, action)
+            if record_events:
+                events.append(Event(t, action, outcome))
+            if not outcome.ok:
+                counts["actions_refused"] += 1
+                continue
+            if check_invariants:
+                problems = violations(state)
+                if problems:
+                    raise AssertionError(f"t={t}: {action} broke invariants: {problems}")
+            counts["fabric_gb"] += outcome.cost.fabric_gb
+            counts["energy_actions_j"] += outcome.cost.energy_j
+            if isinstance(action, MigrateGuest):
+                counts["cross_host_migrations"] += 1
+                per_guest[action.guest] += 1
+            elif isinstance(action, MoveGuest):
+                counts["intra_host_moves"] += 1
+            elif isinstance(action, MergeDomains):
+                counts["merges"] += 1
+                counts["intra_host_moves"] += len(outcome.guests)  # merged guests are re-pinned
+            elif isinstance(action, SplitDomain):
+                counts["splits"] += 1
+        metrics.step(state, dt)
+    state, _ = advance(state, horizon)
+    for w in counted[next_window:]:
+        scored.append((w.host, w.start, w.end, window_met(state, w.host, w.start, w.end)))
+    row = metrics.finish()
+    row.update(counts)
+    row["migrations"] = counts["cross_host_migrations"]
+    row["patch_windows_total"] = len(scored)
+    row["patch_windows_met"] = sum(1 for s in scored if s[3])
+    row["max_migrations_per_guest"] = int(per_guest.max()) if len(per_guest) else 0
+    row["wall_s"] = time.perf_counter() - started
+    return DomainSimResult(row, events, np.array(metrics.active_hosts), per_guest, scored, state)
