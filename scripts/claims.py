@@ -55,6 +55,10 @@ def main() -> int:
                   f"{'PASS' if ok else 'FAIL'}")
     if args.json:
         args.json.write_text(json.dumps({"checks": report, "runs": rows}, indent=2))
+    for day in [Path(d).name for d in days]:
+        p, b = by[(day, "presplit")], by[(day, "lr-mmt:1.2")]
+        print(f"{day}: energy over the bound of the demand the model serves (CloudSim deallocates idle "
+              f"guests): presplit {p['energy_over_served_bound']:.3f}, lr-mmt {b['energy_over_served_bound']:.3f}")
     print(f"\n{len(report) - failed} PASS, {failed} FAIL")
     return 1 if failed else 0
 

@@ -83,4 +83,5 @@ class MetricAccumulator:
             "slav": slav,
             "esv": energy * slav,
             "overall_sla_violation": overall,
+            "served_mips_s": self.requested,
         }

@@ -8,8 +8,8 @@ reactive baselines it judges every host by the upper quantile of its
 
 - relieves a host before its forecast crosses the limit, moving as few
   guests as bring it back under the target;
-- places a guest where its forecast fits with the least power increase,
-  preferring hosts already running over waking one;
+- places a guest on the fullest host of the most power-efficient class where
+  its forecast still fits (best fit), preferring running hosts over waking one;
 - drains a host only when all of its guests fit elsewhere for the whole
   forecast window, the host has been up for a hold time, and its guests are
   not cooling down from a previous move;
@@ -137,7 +137,7 @@ class PredictiveConsolidation:
             self.decisions.append(Decision(e.now, g, src, dst, reason, numbers))
 
         def best_target(g: int, exclude: np.ndarray) -> tuple[int | None, dict]:
-            """Where g's forecast fits under the target with the least power increase."""
+            """Where g's forecast fits under the target: best fit on the most efficient hosts."""
             exclude = exclude | (receiving >= p.max_per_host)
             cand = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count > 0))
             alternatives = {}
@@ -149,8 +149,11 @@ class PredictiveConsolidation:
                     now = h_series[c, 0] / cap[c]
                     after = (h_series[c, 0] + g_series[g, 0]) / cap[c]
                     rise = power_at(e.h_power[c], after) - power_at(e.h_power[c], now)
-                    # Least power rise; among equals the fuller host keeps others free to drain.
-                    order = np.lexsort((-u_after[fits], rise))
+                    # Best fit within the most efficient host class (watts per MIPS at full
+                    # load), then the least power rise: filling the fullest host that still
+                    # fits leaves the emptiest ones to be drained and switched off.
+                    efficiency = np.round(e.h_power[c, -1] / cap[c], 9)
+                    order = np.lexsort((rise, -u_after[fits], efficiency))
                     best = int(c[order[0]])
                     alternatives = {"forecast_after": float(u_after[fits][order[0]]),
                                     "candidates": int(len(c)), "rise_w": float(rise[order[0]])}
