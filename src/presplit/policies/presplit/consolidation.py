@@ -107,7 +107,8 @@ class PredictiveConsolidation:
         active = count > 0
         # A host is held (not drained) for a while after it was woken or received guests.
         self._busy_since = np.where(~active, -10**9, self._busy_since)
-        budget = max(1, int(p.max_moves_share * e.n_guests))
+        # Fleet-wide cap on moves per step; small fleets may still move one host's worth.
+        budget = max(p.max_per_host, int(p.max_moves_share * e.n_guests))
         moves: list[tuple[int, int]] = []
         received = np.zeros(e.n_hosts, dtype=bool)
         sending = np.zeros(e.n_hosts, dtype=np.int64)
