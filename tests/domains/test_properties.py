@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import small_fleet
+from tests_support import small_fleet
 from presplit.model.domains import ABSENT, PENDING, RUNNING
 from presplit.plan import (
     MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,

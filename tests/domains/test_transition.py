@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import small_fleet
+from tests_support import small_fleet
 from presplit.model.domains import DOWN, MIGRATING, RUNNING
 from presplit.plan import (
     MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, SplitDomain, action_cost, advance,

@@ -25,6 +25,7 @@ def _register() -> None:
 
     cli.add_command(simulate)
     from presplit.cli.forecast_cmd import forecast; cli.add_command(forecast)  # noqa: E702
+    from presplit.cli.explain_cmd import explain; cli.add_command(explain)  # noqa: E702
 
 
 _register()

@@ -154,9 +154,11 @@ def render_table(rows: Sequence[dict]):
               help="Trace to replay; repeatable. A PlanetLab day folder, a Bitbrains .csv (or folder "
                    "of them) or a long-format .parquet/.csv. Default: the scenario's trace. "
                    "Example: --trace data/planetlab/20110306 --trace data/planetlab/20110309")
-@click.option("--scenario", default="cloudsim", show_default=True, metavar="NAME",
-              help="Fleet (and default trace) to simulate. 'cloudsim' is CloudSim's 800 hosts "
-                   "(HP ML110 G4/G5) with the bundled PlanetLab day 20110303. Example: --scenario cloudsim")
+@click.option("--scenario", default="cloudsim", show_default=True, metavar="NAME|FILE",
+              help="Fleet (and default trace) to simulate: a shipped name or a scenario YAML file. 'cloudsim' "
+                   "is CloudSim's 800 hosts (HP ML110 G4/G5) with the bundled PlanetLab day 20110303; "
+                   "'bighost-patch' is 40 split-domain hosts with patch windows, fed by the Bitbrains week "
+                   "(domain engine, policies such as evacuate). Example: --scenario bighost-patch")
 @click.option("--policy", "policies", multiple=True, metavar="NAME",
               help="Policy to run; repeatable. npa, dvfs or DETECTOR-SELECTOR[:PARAM] with detector "
                    "thr/iqr/mad/lr/lrr and selector mmt/mu/mc/rs. Default: "
@@ -191,7 +193,11 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     try:
         fleet_factory, default_traces = resolve_scenario(scenario)
     except ScenarioError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--scenario'") from None
+        domain_scenario = _domain_scenario(scenario)
+        if domain_scenario is None:
+            raise click.BadParameter(str(exc), param_hint="'--scenario'") from None
+        _simulate_domains(domain_scenario, traces, policies, json_path, seed, jobs)
+        return
 
     policy_list = list(policies) or list(DEFAULT_POLICIES)
     for name in policy_list:
@@ -214,6 +220,37 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))  # piped: do not squeeze the table to 80
     console.print(render_table(rows))
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {len(rows)} rows to {json_path}", err=True)
+
+
+def _domain_scenario(name: str):
+    """The scenario if ``name`` is a domain-engine scenario, else None (the CloudSim error stands)."""
+    from presplit.scenarios import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(name)
+    except ScenarioError:
+        return None
+    return scenario if scenario.engine == "domains" else None
+
+
+def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: Path | None,
+                      seed: int, jobs: int) -> None:
+    from rich.console import Console
+
+    from presplit.cli.domain_runs import check_domain_policies, render_domain_table, run_domain_rows
+
+    if len(traces) > 1:
+        raise click.BadParameter(f"scenario {scenario.name!r} takes one trace (it overrides the scenario's)",
+                                 param_hint="'--trace'")
+    names = check_domain_policies(policies, scenario.name)
+    rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 230))
+    console.print(render_domain_table(rows))
     if json_path is not None:
         json_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {len(rows)} rows to {json_path}", err=True)

@@ -144,6 +144,7 @@ class DomainModel:
     - ``minimal_services``: what a new domain runs first; ``optional_services``
       may be added by a policy (ResizeDomain with ``services``).
     - ``patch_duration_s``: how long patching one domain takes.
+    - ``interval_s``: the control tick (policies are asked this often).
     """
 
     migration_bw_share: float = 0.5
@@ -156,6 +157,7 @@ class DomainModel:
     minimal_services: tuple[Service, ...] = ()
     optional_services: tuple[Service, ...] = field(default=())
     patch_duration_s: float = 1800.0
+    interval_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ consistent and every action carries its reason and numbers):
 
 1. **Maintenance.** For every host whose patch window is open and that is not
    yet patched in it: put it in maintenance (no new guests), live-migrate
-   *all* its guests to other hosts (least loaded with room first, at most
-   ``max_migrations_per_host`` per host per tick -- DRS's 8 concurrent
-   vMotions), waking a switched-off host when nothing has room. Once empty,
-   patch its domain(s). If the window would close before a patch could
-   finish, patch anyway: the guests still inside go down (the honest cost of
-   a failed evacuation). A switched-off host in its window is woken to be
-   patched.
+   *all* its guests to other hosts (least loaded with room first), waking a
+   switched-off host when nothing has room. Once empty, patch its domain(s).
+   On the last tick a patch can still finish inside the window no new
+   migration starts and the host is patched with whatever is still inside:
+   those guests go down (the honest cost of a failed evacuation). A
+   switched-off host in its window is woken to be patched.
 2. **Placement** of arriving guests, first fit in host order by current
    demand (no forecast): a domain fits when the guest's reservation fits and
    its current demand stays under ``high`` of the domain's capacity.
@@ -21,6 +20,11 @@ consistent and every action carries its reason and numbers):
    under. This is also what brings guests back to a patched host.
 4. **Power** (DPM-like): empty hosts outside maintenance are switched off,
    keeping ``spare_hosts`` empty ones on.
+
+Migration concurrency: DRS allows 8 concurrent vMotions per host; 8 streams
+share the host's NIC, so what bounds throughput is the NIC's migration share.
+Each host (as source or destination) gets ``nic_budget`` x one tick of
+migration time (pre-copy durations at the full share) per tick.
 
 No splitting: every host stays one domain, so patching a host is patching
 its one domain.
@@ -40,7 +44,7 @@ from presplit.plan import Action, MigrateGuest, PatchDomain, PlaceGuest, PowerOf
 @dataclass
 class EvacuatePolicy:
     high: float = 0.9
-    max_migrations_per_host: int = 8
+    nic_budget: float = 1.0
     spare_hosts: int = 1
     kind: str = "domains"
     name: str = "evacuate"
@@ -54,6 +58,11 @@ class EvacuatePolicy:
         return plan.actions
 
 
+def _tick(state: ClusterState) -> float:
+    """The control tick (the engine asks policies this often)."""
+    return float(state.model.interval_s)
+
+
 class _Plan:
     """One tick's decisions over a what-if copy of the state."""
 
@@ -65,17 +74,18 @@ class _Plan:
         self.load = np.bincount(state.guest_domain[placed], state.demand_mips[placed], minlength=len(state.domains))
         flying = state.guest_dest >= 0
         self.load += np.bincount(state.guest_dest[flying], state.demand_mips[flying], minlength=len(state.domains))
-        self.moves = np.zeros(state.n_hosts, np.int64)
+        self.moves = np.zeros(state.n_hosts)  # migration seconds booked per host this tick
+        self.budget = p.nic_budget * _tick(state)
         self.open = {w.host: w for w in state.patch_due(0.0)
                      if any(d.patch_started < w.start for d in state.domains_of(w.host))}
         self.woken = False
 
-    def try_(self, action: Action) -> bool:
+    def try_(self, action: Action):
         new, out = apply_action(self.sim, action)
         if out.ok:
             self.sim = new
             self.actions.append(action)
-        return out.ok
+        return out if out.ok else None
 
     def host_load(self, h: int) -> float:
         ids = [d.id for d in self.sim.domains_of(h)]
@@ -98,13 +108,13 @@ class _Plan:
         src_dom = int(self.sim.guest_domain[g])
         src = int(self.dom_host[src_dom])
         dst = int(self.dom_host[d])
-        cap = self.p.max_migrations_per_host
-        if self.moves[src] >= cap or self.moves[dst] >= cap:
+        if max(self.moves[src], self.moves[dst]) >= self.budget:
             return False
-        if not self.try_(MigrateGuest(int(g), int(d), reason=reason, details=details)):
+        out = self.try_(MigrateGuest(int(g), int(d), reason=reason, details=details))
+        if out is None:
             return False
-        self.moves[src] += 1
-        self.moves[dst] += 1
+        self.moves[src] += out.cost.seconds
+        self.moves[dst] += out.cost.seconds
         demand = self.sim.demand_mips[g]
         self.load[src_dom] -= demand
         self.load[d] += demand
@@ -116,7 +126,7 @@ class _Plan:
             return
         for h in range(self.sim.n_hosts):
             if not self.sim.host_on[h] and h not in self.open:
-                self.woken = self.try_(PowerOn(h, reason=reason))
+                self.woken = self.try_(PowerOn(h, reason=reason)) is not None
                 return
 
     # ------------------------------------------------------------ steps
@@ -129,7 +139,8 @@ class _Plan:
                 continue
             ids = [d.id for d in s.domains_of(h)]
             inside = np.flatnonzero(np.isin(self.sim.guest_domain, ids) & (self.sim.guest_status == RUNNING))
-            for g in inside:
+            last_call = self.sim.now + s.model.patch_duration_s + _tick(s) >= w.end
+            for g in ([] if last_call else inside):
                 dst = next((d for d in self.targets(h) if self.fits(g, d)), None)
                 if dst is None:
                     self.wake_one(f"no room to evacuate host {h} for its patch window")
@@ -138,8 +149,7 @@ class _Plan:
                                      f"{w.start:g}-{w.end:g} s: evacuate every guest",
                              {"window": (w.start, w.end), "host": h, "guests_left": len(inside)})
             left = np.isin(self.sim.guest_domain, ids) | np.isin(self.sim.guest_dest, ids)
-            late = self.sim.now + s.model.patch_duration_s + 300.0 > w.end
-            if not left.any() or late:
+            if not left.any() or last_call:
                 for d in ids:
                     self.try_(PatchDomain(d, reason=(f"host {h} evacuated: patch its domain in the window"
                                                      if not left.any() else

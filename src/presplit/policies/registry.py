@@ -39,6 +39,22 @@ SIMPLE = {"npa": lambda: FirstFit(non_power_aware=True), "dvfs": lambda: FirstFi
           "presplit": lambda: PredictiveConsolidation()}
 
 
+def _evacuate():
+    from presplit.policies.evacuate import EvacuatePolicy
+
+    return EvacuatePolicy()
+
+
+# Policies of the split-domain engine (presplit.sim.domain_engine): ``propose(state, forecasts, now)``.
+# Their objects say so with ``kind = "domains"``; CloudSim-engine policies have no ``kind``.
+DOMAIN_POLICIES = {"evacuate": _evacuate}
+
+
+def policy_kind(name: str) -> str:
+    """Which engine a policy name runs on: ``"domains"`` or ``"cloudsim"``."""
+    return "domains" if name.strip().lower() in DOMAIN_POLICIES else "cloudsim"
+
+
 class PolicyError(ValueError):
     pass
 
@@ -50,6 +66,8 @@ def policy_names() -> list[str]:
 def make_policy(name: str, *, seed: int = 0):
     """Build a fresh policy object from its command-line name."""
     key = name.strip().lower()
+    if key in DOMAIN_POLICIES:
+        return DOMAIN_POLICIES[key]()
     if key in SIMPLE:
         return SIMPLE[key]()
     spec, _, param = key.partition(":")

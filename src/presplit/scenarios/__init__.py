@@ -1,9 +1,13 @@
 """Named simulation scenarios: a fleet to run on and the traces to run when none are given.
 
-``resolve_scenario("cloudsim")`` is CloudSim's PlanetLab set-up: 800 hosts
-alternating HP ProLiant ML110 G4/G5 and the four CloudSim VM types, with the
-bundled PlanetLab day 20110303 as the default trace. Scenario files (YAML)
-will later be accepted as well; for now a path is rejected with a clear error.
+Two engines. ``resolve_scenario("cloudsim")`` is CloudSim's PlanetLab set-up
+for the CloudSim engine: 800 hosts alternating HP ProLiant ML110 G4/G5 and the
+four CloudSim VM types, with the bundled PlanetLab day 20110303 as the default
+trace. :func:`load_scenario` reads a scenario file, or a shipped one by name
+(``cloudsim``, ``bighost-patch``: see :mod:`presplit.scenarios.loader`); a
+file whose ``engine`` is ``cloudsim`` resolves to the same preset, one whose
+engine is ``domains`` runs on :mod:`presplit.sim.domain_engine`
+(:func:`presplit.scenarios.build.run_scenario`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ SCENARIO_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 class ScenarioError(ValueError):
-    """Unknown scenario name, or a scenario file (not yet supported)."""
+    """Unknown scenario name, or a scenario that does not suit the caller's engine."""
 
 
 def bundled_planetlab_day(day: str) -> Path:
@@ -48,15 +52,35 @@ def _looks_like_path(name: str) -> bool:
 
 
 def resolve_scenario(name: str) -> tuple[FleetFactory, list[Path]]:
-    """Return ``(fleet_factory, default_traces)`` for a scenario name.
+    """Return ``(fleet_factory, default_traces)`` for a CloudSim-engine scenario (name or file).
 
     ``fleet_factory(n_guests)`` builds the fleet for a workload; the default
-    traces are the paths to run when the user names none.
+    traces are the paths to run when the user names none. Domain scenarios are
+    refused here: load them with :func:`load_scenario`.
     """
     key = name.strip().lower()
     if key in SCENARIOS:
         return SCENARIOS[key]()
-    if _looks_like_path(name.strip()):
-        raise ScenarioError(f"{name!r}: not yet supported: scenario files; "
-                            f"use a built-in scenario ({', '.join(scenario_names())})")
-    raise ScenarioError(f"unknown scenario {name!r}; known scenarios: {', '.join(scenario_names())}")
+    scenario = load_scenario(name)
+    if scenario.engine != "cloudsim":
+        raise ScenarioError(f"{name!r} is a {scenario.engine!r} scenario: it runs on the domain engine "
+                            "(presplit.scenarios.load_scenario), not the CloudSim engine")
+    traces = [f.trace for f in scenario.feeds if f.trace is not None]
+    return cloudsim_preset, traces or SCENARIOS["cloudsim"]()[1]
+
+
+def load_scenario(name: str):
+    """A :class:`~presplit.scenarios.loader.Scenario` from a shipped name (``bighost-patch``) or a YAML path."""
+    from presplit.scenarios.loader import ScenarioFileError, load_scenario_file, shipped_scenarios
+
+    text = name.strip()
+    shipped = shipped_scenarios()
+    try:
+        if text.lower() in shipped:
+            return load_scenario_file(shipped[text.lower()])
+        if _looks_like_path(text):
+            return load_scenario_file(Path(text))
+    except ScenarioFileError as exc:
+        raise ScenarioError(str(exc)) from exc
+    known = sorted(set(scenario_names()) | set(shipped))
+    raise ScenarioError(f"unknown scenario {name!r}; known scenarios: {', '.join(known)} (or a .yaml file)")

@@ -109,9 +109,11 @@ class DomainMetrics:
         pdm = self.migration_shortfall / self.requested if self.requested else 0.0
         slav = slatah * pdm
         bound = self.fluid_j / 3.6e6
+        served = self.allocated * self.best_w_per_mips / 3.6e6  # the bound over demand actually served
         return {
             "energy_kwh": energy, "slatah": slatah, "pdm": pdm, "slav": slav, "esv": energy * slav,
             "overall_sla_violation": (self.requested - self.allocated) / self.requested if self.requested else 0.0,
             "fluid_bound_kwh": bound, "energy_over_bound": energy / bound if bound else float("nan"),
+            "served_bound_kwh": served, "energy_over_served_bound": energy / served if served else float("nan"),
             "guest_downtime_s": self.downtime_s,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import small_fleet
+from tests_support import small_fleet
 from presplit.model.domains import PatchWindowSim
 from presplit.plan import PatchDomain, PlaceGuest
 from presplit.policies.evacuate import EvacuatePolicy

@@ -1,0 +1,160 @@
+"""A domain :class:`Scenario` -> the initial ClusterState and the guests' workload, and one run of it.
+
+Guests from a trace (one feed; several feeds are concatenated):
+
+- **size**: a Bitbrains VM's provisioned CPU (MHz, taken as MIPS) and memory
+  (MB) from the workload's capacity array; ``vcpus`` = provisioned MHz /
+  ``source_mips_per_core`` rounded (at least 1), so guest MIPS = the VM's
+  provisioned MHz. Memory is capped at ``max_ram_gb`` (one Bitbrains VM has
+  512 GB, larger than any host). Traces without capacities (PlanetLab) use
+  ``default_size``. A guest *reserves* its MIPS / ``cpu_overcommit`` and all
+  of its memory.
+- **replication**: ``replicas: r`` (or ``target_peak_load``, which picks r so
+  that the binding resource -- peak summed CPU demand or summed reserved
+  memory -- is that fraction of the fleet) keeps floor(r) full copies plus a
+  seeded sample of the rest. Copy k > 0 of a VM is the same VM shifted
+  circularly by a seeded whole number of days, so copies do not peak in
+  lockstep while daily patterns stay.
+- **arrival**: ``first-nonzero`` (default) starts a guest at the trace's
+  first step with non-zero CPU (most at t=0); ``at-start`` starts all at t=0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+from presplit.model.cluster import ClusterState
+from presplit.model.domains import Guest, HostSpec, PatchWindowSim
+from presplit.model.fabric import Fabric
+from presplit.scenarios.loader import GuestFeed, Scenario, ScenarioFileError
+from presplit.sim.domain_engine import DomainWorkload
+
+
+@dataclass
+class DomainRun:
+    state: ClusterState
+    workload: DomainWorkload
+    n_steps: int
+    trace_label: str
+
+
+def build_hosts(scenario: Scenario) -> list[HostSpec]:
+    hosts = []
+    for g in scenario.hosts:
+        per_rack = -(-g.count // g.racks)
+        for i in range(g.count):
+            hosts.append(HostSpec(f"{g.name}-{i:02d}", g.cores, g.mips_per_core, g.ram_mb, g.nic_gbit,
+                                  f"r{i // per_rack}", g.power, g.boot_delay_s, g.off_power_w))
+    return hosts
+
+
+def _load(feed: GuestFeed, override: str | None):
+    from presplit.traces import TraceError, load_trace
+
+    path = override or feed.trace
+    if path is None:
+        raise ScenarioFileError(feed.where.split(":")[0], feed.where.split(": ")[-1], "no trace named",
+                                "a trace path here or --trace on the command line")
+    try:
+        return load_trace(path)
+    except TraceError as exc:
+        where = "--trace" if override else feed.where
+        raise ScenarioFileError(where, "trace", f"cannot load {path}: {exc}",
+                                "an existing trace file (the Bitbrains week is not bundled: pass --trace or "
+                                "set PRESPLIT_DATA)") from None
+
+
+def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
+    """Hosts, fabric, guests and windows of ``scenario``; ``trace`` overrides the (single) feed's trace."""
+    if len(scenario.feeds) != 1:
+        raise ScenarioFileError(scenario.path, "guests", f"{len(scenario.feeds)} feeds", "exactly one guest feed")
+    feed = scenario.feeds[0]
+    work = _load(feed, trace)
+    hosts = build_hosts(scenario)
+    steps = work.n_steps
+    if scenario.horizon_s is not None:
+        steps = min(steps, int(scenario.horizon_s // scenario.interval_s))
+    cpu_frac = work.resource("cpu")[:, :steps]
+    mem = work.resource("mem")[:, :steps] if "mem" in work.resources else None
+    n = work.n_guests if feed.limit_guests is None else min(work.n_guests, feed.limit_guests)
+    cap = work.capacity
+    mips = np.nan_to_num(cap[:n, 0], nan=feed.default_cores * feed.source_mips_per_core)
+    ram = np.minimum(np.nan_to_num(cap[:n, 1] if cap.shape[1] > 1 else np.full(n, np.nan),
+                                   nan=feed.default_ram_mb), feed.max_ram_mb)
+    cpu_frac, mem = cpu_frac[:n], None if mem is None else mem[:n]
+    fleet_mips = sum(h.cpu_mips for h in hosts)
+    fleet_mb = sum(h.ram_mb for h in hosts)
+    r = feed.replicas
+    if r is None and feed.target_peak_load is not None:
+        peak_cpu = float((cpu_frac * mips[:, None]).sum(axis=0).max()) / fleet_mips
+        r = feed.target_peak_load / max(peak_cpu, float(ram.sum()) / fleet_mb)
+    r = 1.0 if r is None else r
+    rng = np.random.default_rng(feed.seed)
+    whole = int(np.floor(r))
+    src = np.concatenate([np.tile(np.arange(n), whole),
+                          np.sort(rng.choice(n, size=int(round((r - whole) * n)), replace=False))])
+    copy = np.concatenate([np.repeat(np.arange(whole), n), np.full(len(src) - whole * n, whole)])
+    day = int(round(86400 / work.interval_s))
+    shift = np.where(copy > 0, rng.integers(0, max(1, steps // day), size=len(src)) * day, 0)
+    cols = (np.arange(steps)[None, :] - shift[:, None]) % steps
+    cpu = cpu_frac[src[:, None], cols]
+    mem_mb = None if mem is None else np.minimum(mem[src[:, None], cols], ram[src][:, None])
+    if feed.arrivals == "first-nonzero":
+        arrival = np.where((cpu > 0).any(axis=1), (cpu > 0).argmax(axis=1), 0)
+    else:
+        arrival = np.zeros(len(src), np.int64)
+    vcpus = np.maximum(1, np.rint(mips / feed.source_mips_per_core)).astype(int)
+    guests = [Guest(f"{work.guest_ids[s]}" + (f"#{c}" if c else ""), int(vcpus[s]), float(mips[s] / vcpus[s]),
+                    float(ram[s]), feed.dirty_rate_mbps, float(mips[s] / feed.cpu_overcommit),
+                    float(arrival[i] * scenario.interval_s)) for i, (s, c) in enumerate(zip(src, copy))]
+    fab = scenario.fabric or {}
+    fabric = Fabric.rack_spine([h.rack for h in hosts], [h.nic_gbit for h in hosts],
+                               oversubscription=float(fab.get("oversubscription", 3.0)),
+                               host_latency_ms=float(fab.get("host_latency_ms", 0.05)),
+                               spine_latency_ms=float(fab.get("spine_latency_ms", 0.2)),
+                               intra_rack=fab.get("intra_rack", "mesh"))
+    windows = patch_windows(scenario, hosts, work.start_epoch_s, steps * scenario.interval_s)
+    state = ClusterState.initial(hosts, guests, fabric, scenario.model, patch_windows=windows)
+    return DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s), steps,
+                     str(trace or feed.trace))
+
+
+def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | None,
+                  horizon_s: float) -> tuple[PatchWindowSim, ...]:
+    """Calendar windows starting in [t=0, horizon), in seconds since t=0 (``start`` or the trace's first step)."""
+    if scenario.calendar is None:
+        return ()
+    from datetime import datetime, timezone
+
+    from presplit.forecast.maintenance import PatchPredictor
+
+    start = scenario.start or datetime.fromtimestamp(epoch_s or 0.0, tz=timezone.utc)
+    predictor = PatchPredictor(scenario.calendar)
+    out = []
+    for h, spec in enumerate(hosts):
+        for w in predictor.predicted_windows(spec.name, timedelta(seconds=horizon_s), now=start):
+            out.append(PatchWindowSim(h, (w.start - start).total_seconds(), (w.end - start).total_seconds(),
+                                      scenario.model.patch_duration_s, w.rule))
+    return tuple(sorted(out, key=lambda w: (w.start, w.host)))
+
+
+def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, seed: int = 0,
+                 record_events: bool = False):
+    """One run: (metrics row, DomainSimResult, DomainRun). The row has ``trace`` and ``policy`` first."""
+    import resource
+
+    from presplit.policies import make_policy
+    from presplit.sim.domain_engine import run_domains
+
+    started = time.perf_counter()
+    run = build_run(scenario, trace)
+    result = run_domains(run.state, run.workload, make_policy(policy, seed=seed), n_steps=run.n_steps,
+                         record_events=record_events)
+    row = {"trace": scenario.name, "policy": policy, **result.metrics,
+           "wall_s": time.perf_counter() - started,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return row, result, run
