@@ -3,10 +3,11 @@
 One gradient-boosted model per quantile level, shared by every series and
 horizon step (direct multi-horizon: the step is a feature), trained on the
 history window it is given, on a bounded random sample of anchors so a refit
-costs the same on 400 or 40,000 guests.  The newest slice of anchors is held
-out to conformalise each level (a one-sided split-conformal shift, after
-Romano et al., 'Conformalized Quantile Regression', NeurIPS 2019), so the
-intervals stay honest when the model over- or under-fits.  The mean forecast
+costs the same on 400 or 40,000 guests.  With ``conformal=True`` the newest
+slice of anchors is held out to shift each level (one-sided split conformal,
+after Romano et al., 'Conformalized Quantile Regression', NeurIPS 2019); it
+is off by default because measured on the shared traces the raw quantiles
+already covered 79/95 % and the held-out slice cost accuracy (docs/forecasting.md).  The mean forecast
 is the 0.5 quantile: the median is what minimises the absolute error the
 backtest reports.
 """
@@ -26,6 +27,9 @@ from presplit.forecast.registry import register
 PARAMS = dict(learning_rate=0.05, num_leaves=31, min_data_in_leaf=200, bagging_fraction=0.8,
               bagging_freq=1, feature_fraction=0.9, verbosity=-1)
 ROUNDS = 150
+# One thread: on the 2-core machine LightGBM's OpenMP pool with 2 threads ran a
+# 24k-row quantile fit in 12.9 s against 0.44 s with 1 (busy-waiting threads
+# fighting numpy and the OS); scale out by sharding or by fitting levels apart.
 
 
 class GlobalGBM:
@@ -33,8 +37,8 @@ class GlobalGBM:
     refit_each_tick = False
 
     def __init__(self, horizon: int = 12, levels: Sequence[float] = (0.025, 0.1, 0.5, 0.9, 0.95, 0.975, 0.99),
-                 max_anchors: int = 12000, calib_frac: float = 0.2, conformal: bool = True,
-                 threads: int = 2, seed: int = 0) -> None:
+                 max_anchors: int = 12000, calib_frac: float = 0.2, conformal: bool = False,
+                 threads: int = 1, seed: int = 0, rounds: int | None = None) -> None:
         self.horizon = horizon
         self.levels = tuple(levels)
         self.max_anchors = max_anchors
@@ -42,6 +46,7 @@ class GlobalGBM:
         self.conformal = conformal
         self.threads = threads
         self.seed = seed
+        self.rounds = rounds or ROUNDS
         self.models: dict[float, object] = {}
         self.shift: dict[float, float] = {}
         self.scale = 1.0
@@ -73,7 +78,7 @@ class GlobalGBM:
         cal = np.tile(anchors >= cut, self.horizon) if self.conformal else np.zeros(len(z), bool)
         for q in self.levels:
             params = dict(PARAMS, objective="quantile", alpha=q, num_threads=self.threads, seed=self.seed)
-            m = lgb.train(params, lgb.Dataset(X[~cal], z[~cal]), num_boost_round=ROUNDS)
+            m = lgb.train(params, lgb.Dataset(X[~cal], z[~cal]), num_boost_round=self.rounds)
             self.models[q] = m
             self.shift[q] = float(np.quantile(z[cal] - m.predict(X[cal]), q)) if cal.any() else 0.0
         return self
