@@ -25,6 +25,9 @@ def _register() -> None:
 
     cli.add_command(simulate)
     from presplit.cli.forecast_cmd import forecast; cli.add_command(forecast)  # noqa: E702
+    from presplit.cli.fleet_cmd import fleet; cli.add_command(fleet)  # noqa: E702
+    from presplit.cli.sweep_cmd import sweep; cli.add_command(sweep)  # noqa: E702
+    from presplit.cli.report_cmd import report; cli.add_command(report)  # noqa: E702
     from presplit.cli.explain_cmd import explain; cli.add_command(explain)  # noqa: E702
 
 

@@ -1,0 +1,7 @@
+"""placeholder"""
+import click
+
+
+@click.command("report")
+def report() -> None:
+    """(being written)"""

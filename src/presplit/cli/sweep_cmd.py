@@ -1,0 +1,110 @@
+"""``presplit sweep``: policy x parameter x trace grids on Dask, resumable (see presplit.scale.sweep)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("sweep", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--scenario", default="cloudsim", show_default=True, metavar="NAME|FILE",
+              help="CloudSim-engine scenario giving the fleet (and the default trace). Example: --scenario cloudsim")
+@click.option("--policy", "policies", multiple=True, metavar="NAME",
+              help="Policy to sweep; repeatable. npa, dvfs, presplit or DETECTOR-SELECTOR[:PARAM] "
+                   "(e.g. lr-mmt). Example: --policy lr-mmt --policy presplit")
+@click.option("--param", "params", multiple=True, metavar="NAME=V1,V2",
+              help="Values of a policy parameter; repeatable. threshold (thr-*), safety (iqr/mad/lr/lrr-*), "
+                   "or a presplit ConsolidationParams field (target, relief, cooldown_steps, ..., "
+                   "outlook.window). Each policy sweeps the ones it takes. Example: --param safety=1.1,1.2,1.3")
+@click.option("--trace", "traces", multiple=True, metavar="PATH",
+              help="Trace or `presplit fleet generate` folder; repeatable (its manifest's host count is "
+                   "used). Default: the scenario's trace. Example: --trace data/planetlab/20110306")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler to use instead of a local cluster; its workers need presplit and the "
+                   "trace paths. Example: --scheduler tcp://10.0.0.5:8786")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, metavar="N",
+              help="Worker processes of the local cluster.")
+@click.option("--sequential", is_flag=True, help="Run in this process without Dask (same results).")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="N",
+              help="Seed for randomised policies (the rs selector).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N new runs; a rerun continues with the rest.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
+              help="Results Parquet file; finished runs in it are skipped. Example: --out results.parquet")
+def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], traces: tuple[str, ...],
+          scheduler: str | None, workers: int, sequential: bool, seed: int, limit: int | None, out: Path) -> None:
+    """Run every policy x parameter value x trace and collect the metrics in a Parquet file.
+
+    Each finished run is saved at once (in OUT.parts/, merged into OUT at the
+    end), so an interrupted sweep resumes where it stopped when run again with
+    the same --out: runs already there, keyed by (trace, policy, params), are skipped.
+
+    \b
+    Examples:
+      presplit sweep --policy lr-mmt --param safety=1.1,1.2,1.3 --out results.parquet
+      presplit sweep --policy thr-mmt --policy lr-mmt --policy presplit \\
+          --param threshold=0.7,0.8 --param safety=1.1,1.2 --param target=0.85,0.95 \\
+          --trace data/planetlab/20110303 --trace data/planetlab/20110306 --out results.parquet
+    """
+    from presplit.cli.simulate_cmd import trace_label
+    from presplit.scale.synthetic import FleetError, read_manifest
+    from presplit.scale.sweep import ResultStore, SweepError, expand_runs, parse_param, run_sweep
+    from presplit.scenarios import ScenarioError, resolve_scenario
+
+    try:
+        _, default_traces = resolve_scenario(scenario)
+    except ScenarioError as exc:
+        raise click.BadParameter(f"{exc} (the sweep runs CloudSim-engine scenarios)",
+                                 param_hint="'--scenario'") from None
+    try:
+        parsed = [parse_param(p) for p in params]
+    except SweepError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--param'") from None
+
+    trace_specs = []
+    for path in list(traces) or [str(p) for p in default_traces]:
+        p = Path(path)
+        if not p.exists():
+            raise click.BadParameter(f"{path}: no such file or folder; expected a trace or a "
+                                     "`presplit fleet generate` folder", param_hint="'--trace'")
+        try:
+            manifest = read_manifest(p)
+        except FleetError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+        if manifest is not None:
+            trace_specs.append((trace_label(p), str(manifest.trace.resolve()), manifest.hosts))
+        else:
+            trace_specs.append((trace_label(p), str(p.resolve()), None))
+    try:
+        specs = expand_runs(policies, parsed, trace_specs, scenario=scenario, seed=seed)
+        ResultStore(out).finished()  # an unreadable results file fails here, before any work
+    except SweepError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    _check_traces(trace_specs)
+    try:
+        summary = run_sweep(specs, out, scheduler=scheduler, workers=workers, sequential=sequential, limit=limit)
+    except SweepError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:  # e.g. the scheduler address is unreachable
+        raise click.ClickException(f"sweep failed: {exc}") from None
+    click.echo(f"{summary.done} runs done, {summary.skipped} already in {out}, {len(summary.failed)} failed; "
+               f"{summary.rows} rows in {out}", err=True)
+    for spec, error in summary.failed:
+        click.echo(f"  failed: {spec.trace} {spec.label}: {error}", err=True)
+    if summary.stopped_early:
+        click.echo("stopped early; run the same command again to continue", err=True)
+    if summary.failed:
+        raise SystemExit(1)
+
+
+def _check_traces(trace_specs) -> None:
+    """Load each trace once here so a bad one is reported before the cluster starts."""
+    from presplit.traces import TraceError, load_trace
+
+    for label, path, _ in trace_specs:
+        try:
+            load_trace(path)
+        except TraceError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--trace'") from None

@@ -1,0 +1,535 @@
+"""Parameter sweeps: every policy x parameter value x trace, on Dask, resumable.
+
+This module owns
+
+- the sweep grammar: ``--param NAME=V1,V2`` lists and which policy takes
+  which parameter (:func:`expand_runs`);
+- running one sweep point (:func:`execute`, what a Dask worker calls) and the
+  row it produces, including the per-tick active hosts and per-guest
+  migration counts the report plots;
+- persistence and resume (:class:`ResultStore`): each finished run is written
+  at once as its own small Parquet file in ``<out>.parts/``; a rerun reads the
+  keys already there (and in ``<out>`` itself) and skips them; at the end
+  every part is merged into ``<out>`` and the part folder is removed.
+
+The key of a run is ``(trace, policy, params)`` with ``params`` the JSON of the
+policy's parameter values (sorted keys). The simulator is deterministic and
+randomised selectors take ``seed``, so a run's metrics do not depend on where
+or in which order it ran -- only ``wall_s`` and ``peak_rss_mb`` do.
+
+Parameters. Detector policies (``thr``, ``iqr``, ``mad``, ``lr``, ``lrr``
+with any selector) take one: ``threshold`` for ``thr``, ``safety`` for the
+others. ``presplit`` takes the fields of
+:class:`~presplit.policies.presplit.consolidation.ConsolidationParams`
+(``target``, ``relief``, ``cooldown_steps``, ...) and ``outlook.FIELD`` for
+:class:`~presplit.policies.presplit.outlook.OutlookParams`. ``npa`` and
+``dvfs`` take none. A policy runs once per combination of the ``--param``
+lists that apply to it (once with its defaults if none does); a ``--param``
+that applies to no policy is an error, so a typo cannot silently do nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DETECTOR_PARAM = {"thr": "threshold", "iqr": "safety", "mad": "safety", "lr": "safety", "lrr": "safety"}
+PARAM_EXAMPLE = "safety=1.1,1.2,1.3"
+PARTS_SUFFIX = ".parts"
+KEY_COLUMNS = ("trace", "policy", "params")
+VOLATILE_COLUMNS = ("wall_s", "peak_rss_mb")  # depend on the machine, not on the run
+
+
+class SweepError(ValueError):
+    """Bad sweep input: unknown policy, bad --param syntax, unusable results file."""
+
+
+# --------------------------------------------------------------------------- grammar
+
+
+def parse_param(text: str) -> tuple[str, list]:
+    """``"safety=1.1,1.2"`` -> ``("safety", [1.1, 1.2])``; numbers become int or float, the rest stay text."""
+    name, eq, values = text.partition("=")
+    name = name.strip()
+    items = [v.strip() for v in values.split(",")]
+    if not eq or not name or not values.strip() or any(not v for v in items):
+        raise SweepError(f"bad --param {text!r}: expected NAME=V1,V2,... (e.g. {PARAM_EXAMPLE})")
+    parsed = [_number(v) for v in items]
+    if len(set(map(repr, parsed))) != len(parsed):
+        raise SweepError(f"bad --param {text!r}: a value is repeated")
+    return name, parsed
+
+
+def _number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if np.isfinite(value) else text
+
+
+def format_value(value) -> str:
+    """Shortest text that reads back to the same value (1.2 -> '1.2', 12 -> '12')."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _presplit_fields() -> dict:
+    from presplit.policies.presplit.consolidation import ConsolidationParams
+    from presplit.policies.presplit.outlook import OutlookParams
+
+    base = ConsolidationParams()
+    out = {f.name: getattr(base, f.name) for f in dataclasses.fields(ConsolidationParams) if f.name != "outlook"}
+    out.update({f"outlook.{f.name}": getattr(base.outlook, f.name) for f in dataclasses.fields(OutlookParams)})
+    return out
+
+
+def accepted_params(policy: str) -> dict:
+    """Parameter name -> default value for a policy's base name (``lr-mmt``, ``presplit``, ...)."""
+    from presplit.policies.registry import DETECTORS
+
+    if policy == "presplit":
+        return _presplit_fields()
+    det = policy.partition("-")[0]
+    if det in DETECTOR_PARAM and policy.partition("-")[2]:
+        return {DETECTOR_PARAM[det]: DETECTORS[det][1]}
+    return {}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One sweep point; picklable, so it travels to Dask workers as is."""
+
+    trace: str  # label in the results (folder name)
+    trace_path: str  # absolute path for load_trace
+    hosts: int | None  # host count from a scenario manifest; None: the scenario's fleet
+    scenario: str
+    policy: str  # base name: npa, dvfs, lr-mmt, presplit
+    params: tuple[tuple[str, object], ...]  # sorted (name, value)
+    seed: int = 0
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(dict(self.params), sort_keys=True)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.trace, self.policy, self.params_json)
+
+    @property
+    def label(self) -> str:
+        """How the run is called in tables: ``lr-mmt:1.2`` (as CloudSim names it), ``presplit[target=0.9]``."""
+        if not self.params:
+            return self.policy
+        if self.policy != "presplit" and len(self.params) == 1:
+            return f"{self.policy}:{format_value(self.params[0][1])}"
+        return self.policy + "[" + ",".join(f"{k}={format_value(v)}" for k, v in self.params) + "]"
+
+
+def split_policy(name: str) -> tuple[str, dict]:
+    """``"lr-mmt:1.3"`` -> ``("lr-mmt", {"safety": 1.3})``; checks the name against the registry."""
+    from presplit.policies.registry import PolicyError, make_policy, policy_kind
+
+    key = name.strip().lower()
+    if policy_kind(key) != "cloudsim":
+        raise SweepError(f"policy {name!r} runs on the domain engine; the sweep runs CloudSim-engine "
+                         "policies: npa, dvfs, presplit or DETECTOR-SELECTOR[:PARAM] (e.g. lr-mmt:1.2)")
+    if key.startswith("presplit"):
+        if key != "presplit":
+            raise SweepError(f"unknown policy {name!r}: presplit takes its parameters from --param "
+                             "(e.g. --policy presplit --param target=0.85,0.9)")
+        return "presplit", {}
+    try:
+        make_policy(key)
+    except PolicyError as exc:
+        raise SweepError(f"{exc}; or presplit") from None
+    base, _, value = key.partition(":")
+    params = accepted_params(base)
+    if value:
+        params = {k: float(value) for k in params}
+    return base, params
+
+
+def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
+                traces: Sequence[tuple[str, str, int | None]], *, scenario: str = "cloudsim",
+                seed: int = 0) -> list[RunSpec]:
+    """Every (trace, policy, parameter combination), traces outer, policies in the order given.
+
+    ``traces`` holds ``(label, path, hosts or None)``. Raises :class:`SweepError`
+    for unknown policies, parameters no policy takes, bad values and duplicate runs.
+    """
+    if not policies:
+        raise SweepError("no --policy given; expected at least one (e.g. --policy lr-mmt)")
+    names = [n for n, _ in params]
+    if len(set(names)) != len(names):
+        raise SweepError(f"--param {names[0]!r}... given twice; expected each parameter once with all its values")
+    bases = [split_policy(p) for p in policies]
+    used: set[str] = set()
+    per_policy: list[tuple[str, list[dict]]] = []
+    for raw, (base, fixed) in zip(policies, bases):
+        accepted = accepted_params(base)
+        mine = [(n, v) for n, v in params if n in accepted]
+        used.update(n for n, _ in mine)
+        for n, _ in mine:
+            if ":" in raw:
+                raise SweepError(f"policy {raw!r} fixes its parameter and --param {n} sweeps it; "
+                                 f"give --policy {base} to sweep")
+        combos = []
+        for values in itertools.product(*(v for _, v in mine)):
+            chosen = dict(fixed)
+            chosen.update({n: _coerce(base, n, accepted[n], v) for (n, _), v in zip(mine, values)})
+            combos.append(chosen)
+        per_policy.append((base, combos))
+    unused = [n for n in names if n not in used]
+    if unused:
+        takes = "; ".join(f"{b} takes {', '.join(accepted_params(b)) or 'no parameters'}"
+                          for b in dict.fromkeys(b for b, _ in bases))
+        raise SweepError(f"--param {unused[0]!r} applies to none of the policies ({takes})")
+    runs: list[RunSpec] = []
+    seen: set = set()
+    for label, path, hosts in traces:
+        for base, combos in per_policy:
+            for chosen in combos:
+                spec = RunSpec(label, path, hosts, scenario, base, tuple(sorted(chosen.items())), seed)
+                if spec.key in seen:
+                    raise SweepError(f"run {spec.trace} {spec.label} is asked for twice; expected each "
+                                     "policy and trace once (two traces need different folder names)")
+                seen.add(spec.key)
+                build_policy(spec)  # reject bad values (e.g. a negative safety) before anything runs
+                runs.append(spec)
+    return runs
+
+
+def _coerce(policy: str, name: str, default, value):
+    """A --param value in the type of the parameter's default, or a SweepError saying which type."""
+    if isinstance(default, bool) or isinstance(default, str):
+        if not isinstance(value, str):
+            raise SweepError(f"--param {name}: {policy} expects text, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int):
+            raise SweepError(f"--param {name}: {policy} expects an integer, got {value!r}")
+        return value
+    if isinstance(value, str):
+        raise SweepError(f"--param {name}: {policy} expects a number, got {value!r}")
+    return float(value)
+
+
+def build_policy(spec: RunSpec):
+    """A fresh policy object for a run (presplit with its ConsolidationParams, others from the registry)."""
+    from presplit.policies.registry import PolicyError, make_policy
+
+    if spec.policy == "presplit":
+        from presplit.policies.presplit.consolidation import ConsolidationParams, PredictiveConsolidation
+
+        base = ConsolidationParams()
+        top = {k: v for k, v in spec.params if not k.startswith("outlook.")}
+        outlook = {k.removeprefix("outlook."): v for k, v in spec.params if k.startswith("outlook.")}
+        if top.get("mode", "window") not in ("window", "next"):
+            raise SweepError(f"--param mode: presplit expects window or next, got {top['mode']!r}")
+        params = dataclasses.replace(base, **top, outlook=dataclasses.replace(base.outlook, **outlook))
+        return PredictiveConsolidation(params)
+    name = spec.label  # lr-mmt:1.2 is exactly the registry's spelling
+    try:
+        return make_policy(name, seed=spec.seed)
+    except PolicyError as exc:
+        raise SweepError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- one run
+
+_WORKLOADS: dict[str, object] = {}  # per worker process: traces are loaded once, reused by later runs
+
+
+def _workload(path: str):
+    from presplit.traces import load_trace
+
+    if path not in _WORKLOADS:
+        _WORKLOADS.clear()  # hold one trace at a time: large synthetic days are big
+        _WORKLOADS[path] = load_trace(path)
+    return _WORKLOADS[path]
+
+
+def _fleet(spec: RunSpec, n_guests: int):
+    from presplit.model.hardware import cloudsim_preset
+    from presplit.scenarios import resolve_scenario
+
+    if spec.hosts is not None:
+        return cloudsim_preset(n_guests, spec.hosts)
+    factory, _ = resolve_scenario(spec.scenario)
+    return factory(n_guests)
+
+
+def execute(spec: RunSpec) -> dict:
+    """Run one sweep point and return its result row (see :data:`SCHEMA`).
+
+    The metrics are computed as :func:`presplit.sim.runner.run_simulation`
+    computes them; the sweep builds the policy object itself so presplit's
+    parameters need no command-line spelling (the tests check both agree).
+    """
+    import time
+
+    from presplit.sim.engine import Engine
+    from presplit.sim.runner import best_watts_per_mips, fluid_bound_kwh, peak_rss_mb
+
+    workload = _workload(spec.trace_path)
+    fleet = _fleet(spec, workload.n_guests)
+    started = time.perf_counter()
+    engine = Engine(fleet, np.asarray(workload.resource("cpu")), build_policy(spec))
+    result = engine.run()
+    wall = time.perf_counter() - started
+    metrics = dict(result.metrics)
+    bound = fluid_bound_kwh(workload, fleet)
+    served = metrics.pop("served_mips_s") * best_watts_per_mips(fleet) / 3.6e6
+    energy = float(metrics["energy_kwh"])
+    row = {
+        "trace": spec.trace, "policy": spec.policy, "params": spec.params_json, "run": spec.label,
+        "seed": spec.seed, "n_guests": workload.n_guests, "n_hosts": fleet.n_hosts,
+        "interval_s": int(fleet.model.interval_s),
+        **{k: float(metrics[k]) for k in ("energy_kwh", "slatah", "pdm", "slav", "esv", "overall_sla_violation")},
+        "migrations": int(metrics["migrations"]),
+        "fluid_bound_kwh": bound,
+        "energy_over_bound": energy / bound if bound else float("nan"),
+        "served_bound_kwh": served,
+        "energy_over_served_bound": energy / served if served else float("nan"),
+        "wall_s": wall, "peak_rss_mb": peak_rss_mb(),
+        "active_hosts": np.asarray(result.active_hosts, dtype=np.int32).tolist(),
+        "migrations_per_guest": np.asarray(result.migrations_per_guest, dtype=np.int32).tolist(),
+    }
+    return row
+
+
+def _schema():
+    import pyarrow as pa
+
+    f64, i64 = pa.float64(), pa.int64()
+    return pa.schema([
+        ("trace", pa.string()), ("policy", pa.string()), ("params", pa.string()), ("run", pa.string()),
+        ("seed", i64), ("n_guests", i64), ("n_hosts", i64), ("interval_s", i64),
+        ("energy_kwh", f64), ("slatah", f64), ("pdm", f64), ("slav", f64), ("esv", f64),
+        ("overall_sla_violation", f64), ("migrations", i64),
+        ("fluid_bound_kwh", f64), ("energy_over_bound", f64), ("served_bound_kwh", f64),
+        ("energy_over_served_bound", f64), ("wall_s", f64), ("peak_rss_mb", f64),
+        ("active_hosts", pa.list_(pa.int32())), ("migrations_per_guest", pa.list_(pa.int32())),
+    ])
+
+
+def rows_to_table(rows: Sequence[dict]):
+    import pyarrow as pa
+
+    schema = _schema()
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def sort_key(trace: str, policy: str, params: str) -> tuple:
+    """Order of rows in the results: trace, policy, then parameter values numerically."""
+    values = tuple((k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
+                   for k, v in sorted(json.loads(params).items()))
+    return (trace, policy, values)
+
+
+class ResultStore:
+    """``<out>`` (merged results) plus ``<out>.parts/`` (one file per run finished since the last merge)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.parts = self.out.with_name(self.out.name + PARTS_SUFFIX)
+        if self.out.suffix.lower() != ".parquet":
+            raise SweepError(f"--out {self.out}: expected a .parquet file name")
+        if self.out.exists() and not self.out.is_file():
+            raise SweepError(f"--out {self.out} is a folder; expected a .parquet file name")
+
+    def _read(self, path: Path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SweepError(f"{path}: not a readable Parquet file ({exc}); expected sweep results "
+                             "(move it away to start afresh)") from None
+        missing = [n for n in _schema().names if n not in table.column_names]
+        if missing:
+            raise SweepError(f"{path}: not sweep results (no column {missing[0]!r}); expected a file "
+                             "`presplit sweep` wrote (move it away to start afresh)")
+        return table.select(_schema().names).cast(_schema())
+
+    def _tables(self) -> list:
+        tables = [self._read(self.out)] if self.out.is_file() else []
+        if self.parts.is_dir():
+            tables += [self._read(p) for p in sorted(self.parts.glob("*.parquet"))]
+        return tables
+
+    def finished(self) -> set[tuple[str, str, str]]:
+        keys: set = set()
+        for t in self._tables():
+            keys.update(zip(*(t.column(c).to_pylist() for c in KEY_COLUMNS)))
+        return keys
+
+    def save(self, row: dict) -> None:
+        """Write one run's row as its own file, atomically (a kill leaves no partial part)."""
+        import pyarrow.parquet as pq
+
+        self.parts.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha1(json.dumps([row[c] for c in KEY_COLUMNS]).encode()).hexdigest()[:20]
+        final = self.parts / f"{digest}.parquet"
+        tmp = self.parts / f".{digest}.{os.getpid()}.tmp"
+        pq.write_table(rows_to_table([row]), tmp)
+        os.replace(tmp, final)
+
+    def merge(self) -> int:
+        """Fold the parts into ``out`` (sorted by key, one row per key); returns the row count."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = self._tables()
+        if not tables:
+            return 0
+        table = pa.concat_tables(tables)
+        seen: set = set()
+        keep = []
+        keys = list(zip(*(table.column(c).to_pylist() for c in KEY_COLUMNS)))
+        for i, k in enumerate(keys):
+            if k not in seen:
+                seen.add(k)
+                keep.append(i)
+        # Parameter values sort as numbers (0.9 before 0.95), not as JSON text.
+        order = sorted(keep, key=lambda i: sort_key(*keys[i]))
+        table = table.take(pa.array(order, type=pa.int64()))
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.out)
+        # Only now are the parts redundant: a kill before this line loses nothing.
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return table.num_rows
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int
+    done: int
+    failed: list[tuple[RunSpec, str]]
+    rows: int  # rows in the merged results file
+    stopped_early: bool
+
+
+def run_sweep(specs: Sequence[RunSpec], out: Path, *, scheduler: str | None = None, workers: int = 2,
+              sequential: bool = False, limit: int | None = None, progress: bool = True,
+              on_result: Callable[[dict], None] | None = None) -> SweepSummary:
+    """Run the specs not finished yet, saving each result as it arrives; merge at the end.
+
+    ``sequential`` runs in this process (no Dask); ``scheduler`` connects to a
+    running Dask scheduler, else a ``LocalCluster`` of ``workers`` processes
+    is started. ``limit`` stops after that many new runs (the rest are left for
+    a rerun). A Ctrl-C stops the same way; what finished is kept.
+    """
+    store = ResultStore(out)
+    finished = store.finished()
+    pending = [s for s in specs if s.key not in finished]
+    summary = SweepSummary(len(specs), len(specs) - len(pending), 0, [], 0, False)
+    if limit is not None:
+        if len(pending) > limit:
+            summary.stopped_early = True
+        pending = pending[:limit]
+
+    bar, task = _progress_bar(progress, len(specs), summary.skipped)
+
+    def record(spec: RunSpec, row: dict | None, error: str | None) -> None:
+        if row is not None:
+            store.save(row)
+            summary.done += 1
+            if on_result is not None:
+                on_result(row)
+        else:
+            summary.failed.append((spec, error or "failed"))
+        if bar is not None:
+            bar.update(task, advance=1, last=f"{spec.trace} {spec.label}")
+
+    try:
+        if bar is not None:
+            bar.start()
+        if pending and sequential:
+            for spec in pending:
+                try:
+                    row = execute(spec)
+                except Exception as exc:  # noqa: BLE001 -- one bad run must not lose the others
+                    record(spec, None, f"{type(exc).__name__}: {exc}")
+                else:
+                    record(spec, row, None)
+        elif pending:
+            _run_dask(pending, record, scheduler=scheduler, workers=workers)
+    except KeyboardInterrupt:
+        summary.stopped_early = True
+    finally:
+        if bar is not None:
+            bar.stop()
+        summary.rows = store.merge()
+    return summary
+
+
+def _run_dask(pending: Sequence[RunSpec], record: Callable, *, scheduler: str | None, workers: int) -> None:
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        # Processes, one thread each: the simulator is NumPy plus Python loops that hold the GIL.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            futures = {client.submit(execute, spec, pure=False, key=f"run-{i}-{spec.label}"): spec
+                       for i, spec in enumerate(pending)}
+            try:
+                for fut in as_completed(futures):
+                    spec = futures[fut]
+                    if fut.status == "finished":
+                        record(spec, fut.result(), None)
+                    else:
+                        exc = fut.exception()
+                        record(spec, None, f"{type(exc).__name__}: {exc}")
+            finally:
+                client.cancel(list(futures))
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _progress_bar(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=True)
+    task = bar.add_task("sweep", total=total, completed=done, last="")
+    return bar, task
+
+
+def comparable(table) -> list[dict]:
+    """Rows without the machine-dependent columns, sorted by key: what two sweeps must agree on."""
+    cols = [c for c in table.column_names if c not in VOLATILE_COLUMNS]
+    rows = table.select(cols).to_pylist()
+    return sorted(rows, key=lambda r: sort_key(*(r[c] for c in KEY_COLUMNS)))
