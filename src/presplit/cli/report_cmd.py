@@ -1,7 +1,31 @@
-"""placeholder"""
+"""``presplit report``: a self-contained HTML report from sweep results (see presplit.scale.report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
 
 
-@click.command("report")
-def report() -> None:
-    """(being written)"""
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("results", type=click.Path(path_type=Path, dir_okay=False), metavar="RESULTS.parquet")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"),
+              show_default=True, metavar="FILE", help="HTML file to write. Example: --out report.html")
+def report(results: Path, out: Path) -> None:
+    """Write one HTML page (inline figures and CSS, no external links) from `presplit sweep` results.
+
+    It shows energy, SLA violation and migrations per policy and day, active
+    hosts over time, the distribution of migrations per guest, and the
+    comparison with the CloudSim reference runs and the fluid lower bound.
+
+    \b
+    Example:
+      presplit report results.parquet --out report.html
+    """
+    from presplit.scale.report import ReportError, write_report
+
+    try:
+        n = write_report(results, out)
+    except ReportError as exc:
+        raise click.BadParameter(str(exc), param_hint="'RESULTS.parquet'") from None
+    click.echo(f"wrote {out} ({n} runs)", err=True)
