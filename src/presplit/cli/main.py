@@ -29,6 +29,8 @@ def _register() -> None:
     from presplit.cli.sweep_cmd import sweep; cli.add_command(sweep)  # noqa: E702
     from presplit.cli.report_cmd import report; cli.add_command(report)  # noqa: E702
     from presplit.cli.explain_cmd import explain; cli.add_command(explain)  # noqa: E702
+    from presplit.cli.run_cmd import run; cli.add_command(run)  # noqa: E702
+    from presplit.cli.state_cmd import state; cli.add_command(state)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,213 @@
+"""The applier: runs one journaled plan against a backend, with honest status.
+
+For every action, in dependency order and within the plan's caps:
+
+1. check the pre-condition on a fresh observation (refused: the action
+   *fails* without running, its dependents are skipped);
+2. journal ``started`` with what the world looked like before (the capture a
+   revert and a reconciliation need) -- *before* calling the backend;
+3. ``backend.execute``; a refusal or a :class:`BackendError` fails the action;
+4. observe until the post-condition holds (``done``: journal ``succeeded``),
+   sleeping on the injected clock until the backend's ``ready_at`` (a
+   simulated clock jumps there; a wall clock sleeps);
+5. on failure (post-condition false, backend error, timeout): revert what the
+   world shows happened (``reverting`` -> ``reverted``/``revert_failed``),
+   skip every action that depends on it, keep going with the rest.
+
+Invariants (:func:`presplit.plan.invariants.violations`) are checked on every
+observation that completed an action; a violation stops launching and fails
+the plan. The plan's status is computed from its actions only: it is
+``succeeded`` if and only if every action succeeded. ``cancel()`` (SIGTERM)
+stops launching new actions, waits for the running ones, and marks the rest
+``cancelled``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V, conditions_for
+from presplit.apply.journal import Journal
+from presplit.backends.base import BackendError
+
+FAILED_STATES = {"failed", "reverted", "revert_failed"}
+
+
+@dataclass
+class PlanResult:
+    plan_id: int
+    status: str
+    counts: dict = field(default_factory=dict)
+    failed: list = field(default_factory=list)  # (index, kind, error)
+
+
+def plan_status(statuses) -> str:
+    """succeeded only if every action succeeded; failures outrank cancellation."""
+    c = Counter(statuses)
+    if not c or c["succeeded"] == sum(c.values()):
+        return "succeeded"
+    if any(c[s] for s in FAILED_STATES) or c["skipped"]:
+        return "partially_failed" if c["succeeded"] else "failed"
+    if c["cancelled"]:
+        return "cancelled"
+    return "running"
+
+
+class Applier:
+    def __init__(self, backend, journal: Journal, clock, *, poll_s: float = 1.0, action_timeout_s: float = 3600.0,
+                 check_invariants: bool = True) -> None:
+        self.backend, self.journal, self.clock = backend, journal, clock
+        self.cond = conditions_for(backend)
+        self.poll_s, self.timeout = poll_s, action_timeout_s
+        self.check_invariants = check_invariants
+        self._cancel = threading.Event()
+        caps = backend.capabilities()
+        self.reversible = set(caps.reversible)
+        self.backend_cap = caps.max_concurrent
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # ------------------------------------------------------------ the run
+    def run(self, plan_id: int) -> PlanResult:
+        jp = self.journal.load_plan(plan_id)
+        plan, status, before = jp.plan, dict(jp.status), jp.before
+        by_idx = {pa.index: pa for pa in plan.actions}
+        dependents = plan.dependents()
+        lim = plan.limits
+        total_cap = min(x for x in (lim.total, self.backend_cap, 1 << 30) if x is not None)
+        running: dict[int, float] = {i: self.clock.now() for i, s in status.items() if s == "started"}
+        started_at = dict.fromkeys(running, self.clock.now())
+        broken = False
+        while True:
+            state = self.backend.observe()
+            completed = False
+            for i in list(running):
+                a = by_idx[i].action
+                verdict, why = self.cond.postcondition(state, a, before.get(i, {}))
+                if verdict == DONE:
+                    self._mark(plan_id, i, status, "succeeded", event="finished", detail=why)
+                elif verdict == PENDING_V and self.clock.now() - started_at[i] <= self.timeout:
+                    continue
+                else:
+                    why = why if verdict != PENDING_V else f"timed out after {self.timeout:g} s: {why}"
+                    self._fail(plan_id, i, a, status, before, why, state, verdict)
+                    state = self.backend.observe()
+                del running[i]
+                completed = True
+            if completed and self.check_invariants and not broken:
+                problems = self.cond.invariants(state)
+                if problems:
+                    broken = True
+                    self.journal.mark(plan_id, -1, "failed", event="invariant_violation", detail="; ".join(problems))
+            self._skip_dependents(plan_id, status, dependents)
+            if not self.cancelled and not broken:
+                state = self._launch(plan_id, plan, status, before, running, started_at, state, total_cap)
+            if not running:
+                if self.cancelled or broken or not self._launchable(plan, status):
+                    break
+                continue
+            self._wait(running, state)
+        for i, s in status.items():
+            if s == "planned":
+                self._mark(plan_id, i, status, "cancelled",
+                           detail="plan stopped: " + ("cancel requested" if self.cancelled else "invariant violated"
+                                                      if broken else "not reachable"))
+        final = plan_status(status.values()) if not broken else "failed"
+        failed = [(i, by_idx[i].action.kind, s) for i, s in sorted(status.items()) if s in FAILED_STATES]
+        counts = dict(Counter(status.values()))
+        self.journal.finish_plan(plan_id, final, {"counts": counts, "failed": [f[0] for f in failed]})
+        return PlanResult(plan_id, final, counts, failed)
+
+    # ------------------------------------------------------------ steps
+    def _launchable(self, plan, status) -> bool:
+        return any(status[pa.index] == "planned" and all(status[d] == "succeeded" for d in pa.deps)
+                   for pa in plan.actions)
+
+    def _launch(self, plan_id, plan, status, before, running, started_at, state, total_cap):
+        per_host: Counter = Counter()
+        per_link: Counter = Counter()
+        by_idx = {pa.index: pa for pa in plan.actions}
+        for i in running:
+            per_host.update(by_idx[i].hosts)
+            if by_idx[i].link is not None:
+                per_link[by_idx[i].link] += 1
+        lim = plan.limits
+        for pa in plan.actions:
+            if len(running) >= total_cap or self.cancelled:
+                break
+            i = pa.index
+            if status[i] != "planned" or any(status[d] != "succeeded" for d in pa.deps):
+                continue
+            if lim.per_host is not None and any(per_host[h] >= lim.per_host for h in pa.hosts):
+                continue
+            if lim.per_link is not None and pa.link is not None and per_link[pa.link] >= lim.per_link:
+                continue
+            why = self.cond.precondition(state, pa.action)
+            if why is not None:
+                self._mark(plan_id, i, status, "failed", event="precondition_failed", error=f"pre-condition: {why}")
+                continue
+            before[i] = self.cond.capture(state, pa.action)
+            self._mark(plan_id, i, status, "started", before=before[i])
+            try:
+                receipt = self.backend.execute(pa.action)
+                error = None if receipt.ok else f"refused: {receipt.reason}"
+            except BackendError as exc:
+                receipt, error = None, f"backend error: {exc}"
+            state = self.backend.observe()
+            if error is not None:
+                self._fail(plan_id, i, pa.action, status, before, error, state, None)
+                state = self.backend.observe()
+                continue
+            running[i] = receipt.ready_at
+            started_at[i] = self.clock.now()
+            per_host.update(pa.hosts)
+            if pa.link is not None:
+                per_link[pa.link] += 1
+        return state
+
+    def _wait(self, running, state) -> None:
+        now = self.clock.now()
+        due = min(running.values())
+        simulated = getattr(self.clock, "simulated", False)
+        if simulated:
+            # Jump to the next completion; a backend that gave no ready_at moves a poll step.
+            self.clock.sleep_until(due if due > now else now + self.poll_s)
+        else:
+            self.clock.sleep_until(min(max(due, now + 0.01), now + self.poll_s))
+
+    def _skip_dependents(self, plan_id, status, dependents) -> None:
+        bad = [i for i, s in status.items() if s in FAILED_STATES or s in ("skipped", "cancelled")]
+        while bad:
+            i = bad.pop()
+            for j in dependents.get(i, ()):
+                if status[j] == "planned":
+                    self._mark(plan_id, j, status, "skipped", detail=f"depends on action {i}, which did not succeed")
+                    bad.append(j)
+
+    def _fail(self, plan_id, i, action, status, before, why, state, verdict) -> None:
+        self._mark(plan_id, i, status, "failed", error=why)
+        if verdict is None:
+            verdict, _ = self.cond.postcondition(state, action, before.get(i, {}))
+        if verdict == NOT_RUN:
+            return  # nothing happened in the world: nothing to revert
+        if action.kind not in self.reversible:
+            self._mark(plan_id, i, status, "revert_failed", detail=f"{action.kind} cannot be reverted")
+            return
+        self._mark(plan_id, i, status, "reverting")
+        try:
+            r = self.backend.revert(action, before.get(i, {}))
+            ok, reason = r.ok, r.reason
+        except BackendError as exc:
+            ok, reason = False, str(exc)
+        self._mark(plan_id, i, status, "reverted" if ok else "revert_failed", detail=reason or None)
+
+    def _mark(self, plan_id, i, status, new, **kw) -> None:
+        status[i] = new
+        self.journal.mark(plan_id, i, new, t=self.clock.now(), **kw)

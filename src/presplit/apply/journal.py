@@ -1,0 +1,223 @@
+"""The journal: every plan and every action's life, written before and after it runs.
+
+SQLite by default (``sqlite:///path.db``), PostgreSQL when given a
+``postgresql://`` URL (through psycopg 3); SQLAlchemy Core, schema by the
+Alembic migrations in ``migrations/``, applied programmatically on connect
+(under an advisory lock on PostgreSQL, so controllers starting together do
+not race).
+
+Tables: ``plans`` (one per tick that proposed something: status, limits,
+dry-run flag), ``actions`` (one row per planned action: the action as JSON,
+its dependencies, its status, what the world looked like before it ran),
+``events`` (append-only history: intent, started, finished, failed,
+reverted, skipped, cancelled, reconciled -- what an operator reads after a
+crash) and ``meta`` (controller key/values: last tick, last observed state).
+
+Action statuses: ``planned`` -> ``started`` -> ``succeeded`` | ``failed``
+(-> ``reverting`` -> ``reverted`` | ``revert_failed``); ``planned`` ->
+``skipped`` (a dependency failed) | ``cancelled``; ``recommended`` in dry-run
+plans. Plan statuses: ``running``, ``succeeded``, ``partially_failed``,
+``failed``, ``cancelled``, ``recommended``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from presplit.apply.codec import decode_action, dumps, encode_action, loads
+from presplit.plan.ordering import ActionPlan, Limits, PlannedAction
+
+HEAD = "0001"
+MIGRATION_LOCK = 0x70726573  # advisory lock key while migrating ("pres")
+
+md = sa.MetaData()
+plans = sa.Table("plans", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("created_at", sa.Float),
+                 sa.Column("tick", sa.Float), sa.Column("status", sa.String), sa.Column("dry_run", sa.Boolean),
+                 sa.Column("source", sa.String), sa.Column("limits", sa.Text), sa.Column("controller", sa.String),
+                 sa.Column("finished_at", sa.Float), sa.Column("summary", sa.Text))
+actions = sa.Table("actions", md, sa.Column("plan_id", sa.Integer, primary_key=True),
+                   sa.Column("idx", sa.Integer, primary_key=True), sa.Column("kind", sa.String),
+                   sa.Column("action", sa.Text), sa.Column("deps", sa.Text), sa.Column("hosts", sa.Text),
+                   sa.Column("link", sa.Text), sa.Column("status", sa.String), sa.Column("before", sa.Text),
+                   sa.Column("error", sa.Text), sa.Column("started_at", sa.Float), sa.Column("finished_at", sa.Float))
+events = sa.Table("events", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("plan_id", sa.Integer),
+                  sa.Column("idx", sa.Integer), sa.Column("event", sa.String), sa.Column("at", sa.Float),
+                  sa.Column("t", sa.Float), sa.Column("detail", sa.Text))
+meta = sa.Table("meta", md, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.Text))
+
+TERMINAL = {"succeeded", "failed", "reverted", "revert_failed", "skipped", "cancelled", "recommended"}
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` -> psycopg 3's driver; a bare path -> SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{Path(url).resolve()}"
+    return url
+
+
+@dataclass
+class JournalPlan:
+    id: int
+    plan: ActionPlan
+    status: dict[int, str]
+    before: dict[int, dict]
+    tick: float
+    plan_status: str
+    dry_run: bool
+
+
+class Journal:
+    def __init__(self, url: str, *, controller: str = "") -> None:
+        self.url = normalise_url(url)
+        self.controller = controller
+        self.is_postgres = self.url.startswith("postgresql")
+        kw = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
+        self.engine = sa.create_engine(self.url, **kw)
+        if self.url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.migrate()
+
+    # ------------------------------------------------------------ schema
+    def migrate(self) -> None:
+        """Bring the schema to HEAD with Alembic (skipped when already there)."""
+        with self.engine.begin() as conn:
+            if self.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            if sa.inspect(conn).has_table("alembic_version"):
+                if conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD:
+                    return
+            from alembic import command
+            from alembic.config import Config
+
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ writing
+    def record_plan(self, plan: ActionPlan, *, tick: float, dry_run: bool = False, source: str = "",
+                    last_tick: float | None = None) -> int:
+        """Write the plan and every action's intent, in one transaction, before anything runs.
+
+        ``last_tick`` is stored in ``meta`` in the same transaction, so a restart neither repeats
+        nor skips the tick that made this plan.
+        """
+        now = time.time()
+        status = "recommended" if dry_run else "running"
+        lim = {k: getattr(plan.limits, k) for k in ("per_host", "per_link", "total")}
+        with self.engine.begin() as conn:
+            pid = conn.execute(plans.insert().values(
+                created_at=now, tick=tick, status=status, dry_run=dry_run, source=source, limits=dumps(lim),
+                controller=self.controller)).inserted_primary_key[0]
+            if plan.actions:
+                conn.execute(actions.insert(), [
+                    {"plan_id": pid, "idx": pa.index, "kind": pa.action.kind, "action": dumps(encode_action(pa.action)),
+                     "deps": dumps(pa.deps), "hosts": dumps(pa.hosts),
+                     "link": dumps(pa.link) if pa.link is not None else None,
+                     "status": "recommended" if dry_run else "planned"} for pa in plan.actions])
+                conn.execute(events.insert(), [{"plan_id": pid, "idx": pa.index, "event": "intent", "at": now,
+                                                "t": tick, "detail": pa.action.reason} for pa in plan.actions])
+            if last_tick is not None:
+                conn.execute(meta.delete().where(meta.c.key == "last_tick"))
+                conn.execute(meta.insert().values(key="last_tick", value=dumps(last_tick)))
+        return int(pid)
+
+    def mark(self, plan_id: int, idx: int, status: str, *, event: str | None = None, t: float | None = None,
+             before: dict | None = None, error: str | None = None, detail: str | None = None) -> None:
+        """Set an action's status and append its event, in one transaction."""
+        now = time.time()
+        values: dict = {"status": status}
+        if before is not None:
+            values["before"] = dumps(before)
+        if error is not None:
+            values["error"] = error
+        if status == "started":
+            values["started_at"] = now
+        elif status in TERMINAL:
+            values["finished_at"] = now
+        with self.engine.begin() as conn:
+            conn.execute(actions.update().where(actions.c.plan_id == plan_id, actions.c.idx == idx).values(**values))
+            conn.execute(events.insert().values(plan_id=plan_id, idx=idx, event=event or status, at=now, t=t,
+                                                detail=detail if detail is not None else error))
+
+    def finish_plan(self, plan_id: int, status: str, summary: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(plans.update().where(plans.c.id == plan_id).values(
+                status=status, finished_at=time.time(), summary=dumps(summary)))
+            conn.execute(events.insert().values(plan_id=plan_id, event=f"plan_{status}", at=time.time(),
+                                                detail=dumps(summary)))
+
+    def set_meta(self, key: str, value) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(meta.delete().where(meta.c.key == key))
+            conn.execute(meta.insert().values(key=key, value=dumps(value)))
+
+    # ------------------------------------------------------------ reading
+    def get_meta(self, key: str, default=None):
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        return default if v is None else loads(v)
+
+    def open_plans(self) -> list[int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(plans.c.id).where(plans.c.status == "running").order_by(plans.c.id))
+            return [int(r[0]) for r in rows]
+
+    def load_plan(self, plan_id: int) -> JournalPlan:
+        with self.engine.connect() as conn:
+            p = conn.execute(sa.select(plans).where(plans.c.id == plan_id)).mappings().one()
+            rows = conn.execute(sa.select(actions).where(actions.c.plan_id == plan_id)
+                                .order_by(actions.c.idx)).mappings().all()
+        pas = tuple(PlannedAction(r["idx"], decode_action(loads(r["action"])), tuple(loads(r["deps"])),
+                                  tuple(loads(r["hosts"])), _link(loads(r["link"]))) for r in rows)
+        lim = loads(p["limits"]) or {}
+        return JournalPlan(plan_id, ActionPlan(pas, Limits(**lim)), {r["idx"]: r["status"] for r in rows},
+                           {r["idx"]: loads(r["before"]) or {} for r in rows}, p["tick"], p["status"], p["dry_run"])
+
+    def plans(self, limit: int | None = None) -> list[dict]:
+        q = sa.select(plans).order_by(plans.c.id.desc())
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.limit(limit) if limit else q).mappings().all()
+            counts = conn.execute(sa.select(actions.c.plan_id, actions.c.status, sa.func.count())
+                                  .group_by(actions.c.plan_id, actions.c.status)).all()
+        per: dict[int, dict] = {}
+        for pid, st, n in counts:
+            per.setdefault(pid, {})[st] = n
+        return [{**dict(r), "summary": loads(r["summary"]), "limits": loads(r["limits"]),
+                 "actions": per.get(r["id"], {})} for r in rows]
+
+    def actions_of(self, plan_id: int) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(actions).where(actions.c.plan_id == plan_id)
+                                .order_by(actions.c.idx)).mappings().all()
+        return [{**dict(r), "action": loads(r["action"]), "before": loads(r["before"])} for r in rows]
+
+    def events(self, plan_id: int | None = None) -> list[dict]:
+        q = sa.select(events).order_by(events.c.id)
+        if plan_id is not None:
+            q = q.where(events.c.plan_id == plan_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _link(x):
+    return tuple(x) if x is not None else None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL: readers (``presplit state``) never block the controller; NORMAL sync is durable
+    # across a process crash (the journal's concern), only a power cut may lose the last commits.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the journal (run programmatically by presplit.apply.journal)."""

@@ -1,0 +1,85 @@
+"""Reconciliation: after a restart (or a take-over), make the journal agree with the world.
+
+A controller can die at any instant: before an action's ``started`` is
+written (the action never ran), between ``started`` and the backend call,
+during it, between the call and ``succeeded``, or in a revert. The journal
+holds, for each action that was started, what the world looked like before
+(``before``), so the post-condition on a fresh observation decides, per
+action left ``started``:
+
+==============  ==========================================================
+post-condition  what reconciliation does
+==============  ==========================================================
+``done``        journal ``succeeded`` (it finished while we were away)
+``pending``     leave it ``started``: the resumed plan waits for it
+``not_run``     back to ``planned``: the resumed plan runs it if its
+                pre-condition still holds
+``failed``      journal ``failed`` and revert it (the applier's rule)
+==============  ==========================================================
+
+An action left ``reverting`` is reverted again (reverts check the world
+first, so doing one twice is harmless). Then every plan that was running is
+*resumed* by the applier -- unless it is older than ``max_age_s`` on the
+controller's clock, in which case its remaining actions are cancelled (a plan
+made for a world long gone should not run). Every decision is an event
+``reconciled`` in the journal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from presplit.apply.applier import Applier, PlanResult
+from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V
+
+
+@dataclass
+class ReconcileReport:
+    plans: list[int] = field(default_factory=list)
+    decisions: list[tuple[int, int, str]] = field(default_factory=list)  # plan, action, what
+    results: list[PlanResult] = field(default_factory=list)
+
+
+def reconcile(applier: Applier, *, max_age_s: float | None = None, resume: bool = True) -> ReconcileReport:
+    journal, backend = applier.journal, applier.backend
+    cond, clock = applier.cond, applier.clock
+    report = ReconcileReport()
+    for pid in journal.open_plans():
+        report.plans.append(pid)
+        jp = journal.load_plan(pid)
+        state = backend.observe()
+        by_idx = {pa.index: pa.action for pa in jp.plan.actions}
+        status = dict(jp.status)
+        for i, s in sorted(jp.status.items()):
+            a, before = by_idx[i], jp.before.get(i, {})
+            if s == "started":
+                verdict, why = cond.postcondition(state, a, before)
+                if verdict == DONE:
+                    journal.mark(pid, i, "succeeded", event="reconciled", t=clock.now(),
+                                 detail=f"finished while the controller was away: {why}")
+                elif verdict == PENDING_V:
+                    journal.mark(pid, i, "started", event="reconciled", t=clock.now(), detail=f"still running: {why}")
+                elif verdict == NOT_RUN:
+                    journal.mark(pid, i, "planned", event="reconciled", t=clock.now(),
+                                 detail=f"never ran before the crash: {why}")
+                else:
+                    applier._fail(pid, i, a, status, jp.before, f"found after restart: {why}", state, verdict)
+                    state = backend.observe()
+                report.decisions.append((pid, i, verdict))
+            elif s == "reverting":
+                r = backend.revert(a, before)
+                journal.mark(pid, i, "reverted" if r.ok else "revert_failed", event="reconciled", t=clock.now(),
+                             detail=f"revert finished after restart: {r.reason}")
+                report.decisions.append((pid, i, "reverted" if r.ok else "revert_failed"))
+                state = backend.observe()
+        stale = max_age_s is not None and clock.now() - jp.tick > max_age_s
+        if resume and not stale:
+            report.results.append(applier.run(pid))
+        else:
+            jp = journal.load_plan(pid)
+            for i, s in jp.status.items():
+                if s == "planned":
+                    journal.mark(pid, i, "cancelled", event="reconciled", t=clock.now(),
+                                 detail="plan too old to resume after restart")
+            report.results.append(applier.run(pid))  # waits for in-flight ones, writes the honest status
+    return report

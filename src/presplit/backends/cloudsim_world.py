@@ -1,0 +1,156 @@
+"""The CloudSim-compatible engine behind the Backend protocol, so the control loop can drive it.
+
+The control loop, journal and applier run a day of the CloudSim preset
+through this adapter and must get *exactly* the numbers of
+:func:`presplit.sim.runner.run_simulation`. The adapter therefore performs
+the engine's own steps, in the engine's order, only cut where the loop needs
+them (the engine's ``run`` does the same calls in one go):
+
+- a tick (``advance`` to the next tick time): finish migrations that ended
+  before it, then the fleet-wide update with a utilisation sample;
+- ``execute(MigrateGuest(g, host))``: the engine starts that migration;
+  the update that ``run`` does right after a tick's moves is done at the
+  next ``advance`` (nothing reads the engine in between);
+- ``advance`` between ticks (the applier waiting for a migration to land):
+  finish migrations ending at or before that time, in end order.
+
+Domains are hosts here (one per host, as on CloudSim's two-PE servers), so a
+move is a :class:`MigrateGuest` whose ``to_domain`` is the host. This world
+lives in the controller's process (it is a parity harness, not a crash-safe
+world; that is :mod:`presplit.backends.sim_world`). Its conditions are its
+own (``conditions`` attribute): the applier's generic ones read a ClusterState.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from presplit.backends.base import BackendError, Capabilities, Receipt
+from presplit.plan.actions import MigrateGuest
+
+
+class CloudSimWorld:
+    def __init__(self, workload, policy: str, *, fleet=None, seed: int = 0) -> None:
+        from presplit.model.hardware import cloudsim_preset
+        from presplit.policies import make_policy
+        from presplit.sim.engine import Engine
+
+        self.fleet = fleet or cloudsim_preset(workload.n_guests)
+        self.engine = Engine(self.fleet, np.asarray(workload.resource("cpu")), make_policy(policy, seed=seed))
+        self.model = self.fleet.model
+        self.engine.policy.place_initial(self.engine)
+        self.next_tick = self.model.first_tick_s + self.model.interval_s
+        self._moved_at: float | None = None
+        self.conditions = self
+        self.finished: dict | None = None
+
+    # ------------------------------------------------------------ Backend protocol
+    def capabilities(self) -> Capabilities:
+        return Capabilities("cloudsim", kinds=("MigrateGuest",), reversible=(), simulated=True,
+                            interval_s=self.model.interval_s, start_s=self.next_tick)
+
+    def observe(self):
+        return self.engine
+
+    def execute(self, action) -> Receipt:
+        e = self.engine
+        if not isinstance(action, MigrateGuest):
+            return Receipt(False, f"{action.kind} is not a CloudSim action", e.now, e.now)
+        why = self.precondition(e, action)
+        if why is not None:
+            return Receipt(False, why, e.now, e.now)
+        seq = e._seq
+        e._start_migration(int(action.guest), int(action.to_domain), e.now)
+        self._moved_at = e.now
+        end = next(item[0] for item in e._pending if item[1] == seq)
+        return Receipt(True, "", e.now, end)
+
+    def revert(self, action, before: dict) -> Receipt:
+        raise BackendError("the CloudSim engine cannot cancel a migration")
+
+    def advance(self, t: float) -> None:
+        e = self.engine
+        self._flush()
+        if t >= self.next_tick:
+            e._finish_migrations_until(t)
+            e._update(t, tick=True)
+            self.next_tick = t + self.model.interval_s
+        else:
+            # ends at or before t: the applier waits exactly until a migration's end
+            e._finish_migrations_until(float(np.nextafter(t, np.inf)))
+
+    def finish(self) -> dict:
+        """End the run as the engine's ``run`` does; the metrics dict it would return."""
+        e, m = self.engine, self.model
+        self._flush()
+        e._finish_migrations_until(m.horizon_s)
+        metrics = e.metrics.finish(e.migrations)
+        if getattr(e.policy, "non_power_aware", False):
+            ticks = int((m.horizon_s - m.first_tick_s) // m.interval_s)
+            metrics["energy_kwh"] = float(e.h_power[:, -1].sum() * ticks * m.interval_s / 3.6e6)
+        self.finished = metrics
+        return metrics
+
+    def _flush(self) -> None:
+        if self._moved_at is not None:
+            self.engine._update(self._moved_at)
+            self._moved_at = None
+
+    # ------------------------------------------------------------ conditions on the engine
+    @staticmethod
+    def precondition(e, a) -> str | None:
+        g, h = int(a.guest), int(a.to_domain)
+        if not (0 <= g < e.n_guests and 0 <= h < e.n_hosts):
+            return f"no guest {g} or host {h}"
+        if not e.alive[g] or e.in_migration[g]:
+            return f"guest {g} is {'migrating' if e.alive[g] else 'gone'}"
+        if e.host_of[g] == h:
+            return f"guest {g} is already on host {h}"
+        return None
+
+    @staticmethod
+    def capture(e, a) -> dict:
+        return {"time": float(e.now), "host": int(e.host_of[a.guest])}
+
+    @staticmethod
+    def postcondition(e, a, before: dict) -> tuple[str, str]:
+        g, h = int(a.guest), int(a.to_domain)
+        if e.host_of[g] == h and not e.in_migration[g]:
+            return "done", f"guest {g} runs on host {h}"
+        if e.in_migration[g] and (g, h) in e.incoming:
+            return "pending", f"guest {g} migrating to host {h}"
+        if e.host_of[g] == before.get("host") and not e.in_migration[g]:
+            return "not_run", f"guest {g} still on host {before.get('host')}"
+        return "failed", f"guest {g} on host {int(e.host_of[g])}, expected {h}"
+
+    @staticmethod
+    def invariants(e) -> list[str]:
+        seen = np.zeros(e.n_guests, np.int64)
+        for lst in e.lists:
+            np.add.at(seen, np.asarray(lst, np.int64), 1)
+        expected = (e.host_of >= 0).astype(np.int64) + e.in_migration
+        bad = np.flatnonzero(seen != expected)
+        return [f"guests {bad[:5].tolist()} listed on {seen[bad[:5]].tolist()} hosts"] if len(bad) else []
+
+    def summary(self) -> dict:
+        e = self.engine
+        return {"now": float(e.now), "hosts": [{"id": h, "guests": len(e.lists[h]),
+                                                "util_mips": float(e.h_util_mips[h])} for h in range(e.n_hosts)],
+                "domains": [], "guests": [{"id": g, "host": int(e.host_of[g]),
+                                           "status": "migrating" if e.in_migration[g] else (
+                                               "running" if e.alive[g] else "completed")} for g in range(e.n_guests)]}
+
+
+class CloudSimPolicy:
+    """A CloudSim-engine policy as a controller policy: the engine's own policy object proposes the moves."""
+
+    kind = "cloudsim"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def propose(self, engine, forecasts, now: float) -> list:
+        if not engine.policy.migrates:
+            return []
+        return [MigrateGuest(int(g), int(h), reason=f"{self.name}: consolidation step at t={now:g} s",
+                             details={"from_host": int(engine.host_of[g])}) for g, h in engine.policy.optimise(engine)]

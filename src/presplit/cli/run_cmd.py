@@ -1,0 +1,158 @@
+"""``presplit run``: the controller -- observe, forecast, plan and apply every tick, through the journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+import click
+
+
+def _world_path(db: str, world: str | None) -> Path:
+    if world:
+        return Path(world)
+    from presplit.apply.journal import normalise_url
+
+    url = normalise_url(db)
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):] + ".world")
+    return Path("presplit-world.sqlite")
+
+
+def _scenario_kind(name: str):
+    from presplit.scenarios import SCENARIOS, ScenarioError, load_scenario
+
+    try:
+        if name.strip().lower() in SCENARIOS:
+            return "cloudsim", None
+        scen = load_scenario(name)
+    except ScenarioError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--scenario'") from None
+    return ("cloudsim" if scen.engine == "cloudsim" else "domains"), scen
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--backend", "backend_name", type=click.Choice(["sim", "qemu"]), default="sim", show_default=True,
+              help="sim: the simulated world in its own store, in simulated time; qemu: real hosts, wall clock.")
+@click.option("--scenario", required=True, metavar="NAME|FILE",
+              help="Scenario: a domain scenario (e.g. bighost-patch or a YAML file) or cloudsim.")
+@click.option("--db", required=True, metavar="URL",
+              help="Journal: sqlite:///path.db (default kind) or postgresql://user@host/db.")
+@click.option("--interval", default=None, metavar="DURATION",
+              help="Control tick, e.g. 5s or 5m (default: the profile's, else the scenario's).")
+@click.option("--until", default=None, metavar="DURATION",
+              help="Stop at this time: simulated time since the world's start (sim), or since this controller "
+                   "started (qemu). Default: the scenario's horizon (sim), forever (qemu).")
+@click.option("--profile", "profile_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="YAML profile: policies with args, and caps per_host / per_link / total.")
+@click.option("--dry-run", is_flag=True, help="Recommend only: journal the plans as 'recommended', execute nothing.")
+@click.option("--world", default=None, metavar="PATH",
+              help="The simulated world's own store (default: beside a SQLite journal, <db>.world).")
+@click.option("--trace", default=None, metavar="PATH", help="Trace overriding the scenario's.")
+@click.option("--fail-fraction", default=0.0, type=float, show_default=True,
+              help="Fault injection: fail this fraction of executed actions (sim backend).")
+@click.option("--seed", default=0, type=int, show_default=True, help="Seed of the fault injection.")
+@click.option("--quiet", is_flag=True, help="Print only the final summary line.")
+def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction, seed,
+        quiet) -> None:
+    """Run the controller until --until (or SIGTERM, which finishes the running action and exits cleanly).
+
+    \b
+    Examples:
+      presplit run --backend sim --scenario cloudsim --db sqlite:///journal.db --until 24h
+      presplit run --backend sim --scenario bighost-patch --db sqlite:///j.db --profile profile.yaml --dry-run
+    """
+    from presplit.apply.journal import Journal
+    from presplit.apply.lease import lease_for, wait_for_lease
+    from presplit.backends.base import BackendError, backend_factory
+    from presplit.control.clock import SimClock, WallClock, parse_duration
+    from presplit.control.loop import ControlLoop
+    from presplit.control.profile import ProfileError, build_policies, default_profile, load_profile
+
+    say = (lambda *_: None) if quiet else click.echo
+    try:
+        interval_s = parse_duration(interval) if interval is not None else None
+        until_s = parse_duration(until) if until is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if interval_s is not None and interval_s <= 0:
+        raise click.BadParameter(f"{interval!r} is not a positive duration", param_hint="'--interval'")
+    kind, scen = _scenario_kind(scenario)
+    try:
+        profile = load_profile(profile_path) if profile_path else default_profile(kind)
+        policies = build_policies(profile, kind)
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--profile'") from None
+    if backend_name == "qemu":
+        try:
+            factory = backend_factory("qemu")
+        except BackendError as exc:
+            raise click.ClickException(str(exc)) from None
+    journal = Journal(db, controller=f"{socket.gethostname()}:{os.getpid()}")
+    lease = lease_for(journal)
+    stop_box: dict = {}
+
+    def on_term(signum, _frame):
+        loop = stop_box.get("loop")
+        if loop is not None:
+            loop.stop()
+        else:
+            stop_box["early"] = True
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    wait_for_lease(lease, on_wait=lambda: say("another controller holds the lease; waiting to take over"))
+    say(f"controller {journal.controller} holds the lease")
+    try:
+        if backend_name == "qemu":
+            backend = factory(scenario=scen, profile=profile)
+            clock = WallClock()
+        elif kind == "cloudsim":
+            backend, policies = _cloudsim_world(scenario, trace, profile, policies)
+            clock = SimClock(0.0)
+        else:
+            from presplit.backends.sim_world import FaultyBackend, create_world
+            from presplit.scenarios.loader import ScenarioFileError
+
+            try:
+                backend = create_world(_world_path(db, world), scen, trace)
+            except ScenarioFileError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+            clock = SimClock(backend.observe().now)
+            if until_s is None:
+                until_s = backend.workload.cpu.shape[1] * backend.workload.interval_s - backend.workload.interval_s
+            if fail_fraction:
+                backend = FaultyBackend(backend, fail_fraction, seed=seed + os.getpid())
+        caps = backend.capabilities()
+        tick = interval_s or profile.interval_s or caps.interval_s
+        if backend_name == "qemu" and until_s is not None:
+            until_s = clock.now() + until_s
+        loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
+                           dry_run=dry_run, source=profile.label)
+        stop_box["loop"] = loop
+        say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
+            f"({'dry run' if dry_run else 'applying'})")
+        report = loop.run()
+    finally:
+        lease.release()
+    line = (f"ticks={report.ticks} plans={report.plans} actions={report.actions} "
+            f"statuses={report.statuses} stopped={report.stopped} wall_s={report.wall_s:.2f}")
+    click.echo(line)
+    if report.metrics:
+        click.echo("metrics " + " ".join(f"{k}={v:.6g}" for k, v in sorted(report.metrics.items())
+                                        if isinstance(v, (int, float))))
+
+
+def _cloudsim_world(scenario, trace, profile, policies):
+    from presplit.backends.cloudsim_world import CloudSimPolicy, CloudSimWorld
+    from presplit.scenarios import resolve_scenario
+    from presplit.traces import load_trace
+
+    if len(profile.policies) != 1:
+        raise click.BadParameter("the CloudSim world runs exactly one policy", param_hint="'--profile'")
+    factory, traces = resolve_scenario(scenario)
+    workload = load_trace(trace or traces[0])
+    name = profile.policies[0].name
+    return CloudSimWorld(workload, name, fleet=factory(workload.n_guests)), [CloudSimPolicy(name)]

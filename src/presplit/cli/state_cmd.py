@@ -1,0 +1,77 @@
+"""``presplit state``: what the controller knows now -- hosts, domains, guests, plans -- read from the journal."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def gather(db: str, plans_limit: int | None = 20) -> dict:
+    from presplit.apply.journal import Journal
+
+    journal = Journal(db)
+    try:
+        observed = journal.get_meta("observed") or {}
+        return {"last_tick": journal.get_meta("last_tick"), "now": observed.get("now"),
+                "hosts": observed.get("hosts", []), "domains": observed.get("domains", []),
+                "guests": observed.get("guests", []), "plans": journal.plans(plans_limit),
+                "open_plans": journal.open_plans(), "last_error": journal.get_meta("last_error")}
+    finally:
+        journal.close()
+
+
+@click.command("state", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", required=True, metavar="URL", help="The controller's journal (sqlite:///... or postgresql://...).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write everything as JSON to FILE ('-' for standard output only).")
+@click.option("--plans", "plans_limit", default=20, show_default=True, help="How many recent plans to list.")
+def state(db: str, json_path: str | None, plans_limit: int) -> None:
+    """Print the controller's view: hosts, domains, guests (domain and status), recent plans and their status.
+
+    \b
+    Example:
+      presplit state --db sqlite:///journal.db --json state.json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    data = gather(db, plans_limit)
+    if json_path == "-":
+        click.echo(json.dumps(data, indent=1, default=str))
+        return
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, default=str)
+    console = Console()
+    console.print(f"last tick t={data['last_tick']}, world observed at t={data['now']}; "
+                  f"open plans: {data['open_plans'] or 'none'}")
+    hosts = Table(title=f"hosts ({len(data['hosts'])})")
+    for col in ("id", "name", "on", "ready", "rack"):
+        hosts.add_column(col)
+    for h in data["hosts"][:50]:
+        hosts.add_row(*(str(h.get(c, "")) for c in ("id", "name", "on", "ready", "rack")))
+    doms = Table(title=f"domains ({len(data['domains'])})")
+    for col in ("id", "host", "state", "cpu_mips", "mem_mb", "free_mips", "free_mb"):
+        doms.add_column(col, justify="right")
+    for d in data["domains"][:50]:
+        doms.add_row(*(f"{d[c]:.0f}" if isinstance(d[c], float) else str(d[c])
+                       for c in ("id", "host", "state", "cpu_mips", "mem_mb", "free_mips", "free_mb")))
+    by_status: dict = {}
+    for g in data["guests"]:
+        by_status[g["status"]] = by_status.get(g["status"], 0) + 1
+    guests = Table(title=f"guests ({len(data['guests'])}: {by_status})")
+    for col in ("id", "domain", "status"):
+        guests.add_column(col)
+    for g in data["guests"][:30]:
+        guests.add_row(str(g["id"]), str(g.get("domain", g.get("host"))), g["status"])
+    plans = Table(title="plans (newest first)")
+    for col in ("id", "tick", "status", "source", "actions"):
+        plans.add_column(col)
+    for p in data["plans"]:
+        plans.add_row(str(p["id"]), f"{p['tick']:g}", p["status"], p["source"],
+                      ", ".join(f"{k}={v}" for k, v in sorted(p["actions"].items())))
+    for t in (hosts, doms, guests, plans):
+        console.print(t)
+    if len(data["guests"]) > 30:
+        console.print(f"... {len(data['guests']) - 30} more guests (use --json FILE for all)")

@@ -1,0 +1,1 @@
+"""The control loop: observe, forecast, plan, apply on an injected clock; profiles."""

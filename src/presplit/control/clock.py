@@ -1,0 +1,89 @@
+"""One loop, two clocks (SimPy's lesson): simulated time as fast as it can go, or the wall clock.
+
+Both have ``now()`` (seconds) and ``sleep_until(t)``. :class:`SimClock` jumps
+to ``t`` and tells its listeners (a simulated backend's ``advance``), so a
+day of ticks and migrations runs in the time the computing takes.
+:class:`WallClock` sleeps, in short slices so a stop request (SIGTERM) is
+seen within ``slice_s``; its ``now()`` is seconds since it was made plus
+``start``, so the loop's tick arithmetic is the same for both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class SimClock:
+    simulated = True
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._listeners: list[Callable[[float], None]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def on_advance(self, fn: Callable[[float], None]) -> None:
+        self._listeners.append(fn)
+
+    def sleep_until(self, t: float) -> None:
+        if t < self._now:
+            return
+        self._now = float(t)
+        for fn in self._listeners:
+            fn(self._now)
+
+
+class WallClock:
+    simulated = False
+
+    def __init__(self, start: float = 0.0, *, stop: threading.Event | None = None, slice_s: float = 0.2) -> None:
+        self._t0 = time.monotonic() - float(start)
+        self.stop = stop or threading.Event()
+        self.slice_s = slice_s
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def on_advance(self, fn: Callable[[float], None]) -> None:  # real hosts move on their own
+        pass
+
+    def sleep_until(self, t: float) -> None:
+        while not self.stop.is_set():
+            left = t - self.now()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, self.slice_s))
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'5s', '5m', '24h', '1d', '1h30m' or a number of seconds -> seconds; errors say what was expected."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"duration {text!r} is negative (expected seconds >= 0)")
+        return float(text)
+    s = str(text).strip().lower()
+    try:
+        return parse_duration(float(s))
+    except ValueError as exc:
+        if "negative" in str(exc):
+            raise
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    total, num = 0.0, ""
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = "ms" if s.startswith("ms", i) else c
+        if unit not in units or not num:
+            raise ValueError(f"cannot read duration {text!r} (expected e.g. 5s, 5m, 24h, 1d, 1h30m or seconds)")
+        total += float(num) * units[unit]
+        num, i = "", i + len(unit)
+    if num:
+        raise ValueError(f"cannot read duration {text!r}: {num!r} has no unit (expected s, m, h or d)")
+    return total

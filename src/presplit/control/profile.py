@@ -1,0 +1,151 @@
+"""Profiles: which policies the controller runs, with which arguments, under which global caps.
+
+As the descheduler keeps its safety caps in the profile rather than in each
+plugin, a profile is one YAML file::
+
+    policies:
+      - name: evacuate
+        args: {high: 0.85, spare_hosts: 1}
+    caps:
+      per_host: 2      # actions running on one host (source or destination)
+      per_link: 4      # migrations crossing one fabric link
+      total: 8         # actions running at once
+    interval: 5m       # optional: the control tick
+
+Every mistake is a :class:`ProfileError` naming the file, the key and what
+was expected -- unknown policy, unknown argument, negative or zero cap --
+raised before anything is applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from presplit.control.clock import parse_duration
+from presplit.plan.ordering import Limits, PlanError
+
+CAP_KEYS = ("per_host", "per_link", "total")
+
+
+class ProfileError(ValueError):
+    def __init__(self, where: str, key: str, message: str, expected: str = "") -> None:
+        self.where, self.key = where, key
+        super().__init__(f"{where}: {key or '(top level)'}: {message}" + (f" (expected {expected})" if expected else ""))
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    policies: tuple[PolicySpec, ...]
+    limits: Limits = field(default_factory=Limits)
+    interval_s: float | None = None
+    source: str = "(default)"
+
+    @property
+    def label(self) -> str:
+        return "+".join(p.name for p in self.policies)
+
+
+def default_profile(kind: str) -> Profile:
+    """``evacuate`` on the domain world; ``lr-mmt:1.2`` with no caps on the CloudSim world (CloudSim has none)."""
+    if kind == "cloudsim":
+        return Profile((PolicySpec("lr-mmt:1.2"),), Limits(None, None, None))
+    return Profile((PolicySpec("evacuate"),))
+
+
+def load_profile(path: str | Path) -> Profile:
+    import yaml
+
+    where = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(where, "", f"cannot read: {exc.strerror}", "a readable YAML file") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(where, "", f"not valid YAML: {exc}") from None
+    return parse_profile(data, where)
+
+
+def parse_profile(data, where: str = "(profile)") -> Profile:
+    if not isinstance(data, dict):
+        raise ProfileError(where, "", f"{type(data).__name__} at top level", "a mapping with policies and caps")
+    unknown = sorted(set(data) - {"policies", "caps", "interval"})
+    if unknown:
+        raise ProfileError(where, unknown[0], "unknown key", "policies, caps or interval")
+    raw = data.get("policies")
+    if not isinstance(raw, list) or not raw:
+        raise ProfileError(where, "policies", f"{raw!r}", "a non-empty list of {name, args}")
+    specs = []
+    for i, item in enumerate(raw):
+        key = f"policies[{i}]"
+        item = {"name": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ProfileError(where, key, f"{item!r}", "a mapping with a policy name")
+        extra = sorted(set(item) - {"name", "args"})
+        if extra:
+            raise ProfileError(where, f"{key}.{extra[0]}", "unknown key", "name or args")
+        args = item.get("args") or {}
+        if not isinstance(args, dict):
+            raise ProfileError(where, f"{key}.args", f"{args!r}", "a mapping of argument names to values")
+        specs.append(PolicySpec(item["name"], dict(args)))
+    caps = data.get("caps") or {}
+    if not isinstance(caps, dict):
+        raise ProfileError(where, "caps", f"{caps!r}", "a mapping of per_host, per_link, total")
+    bad = sorted(set(caps) - set(CAP_KEYS))
+    if bad:
+        raise ProfileError(where, f"caps.{bad[0]}", "unknown cap", ", ".join(CAP_KEYS))
+    for k, v in caps.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ProfileError(where, f"caps.{k}", f"{v!r} is not a positive whole number", "an integer >= 1 or null")
+    try:
+        limits = Limits(**{k: caps.get(k, getattr(Limits(), k)) for k in CAP_KEYS})
+    except PlanError as exc:
+        raise ProfileError(where, "caps", str(exc)) from None
+    interval = None
+    if data.get("interval") is not None:
+        try:
+            interval = parse_duration(data["interval"])
+        except ValueError as exc:
+            raise ProfileError(where, "interval", str(exc)) from None
+        if interval <= 0:
+            raise ProfileError(where, "interval", f"{data['interval']!r}", "a positive duration such as 5m")
+    profile = Profile(tuple(specs), limits, interval, where)
+    build_policies(profile)  # unknown policies and arguments are errors now, not at the first tick
+    return profile
+
+
+def build_policies(profile: Profile, kind: str | None = None) -> list:
+    """Policy objects for the profile; ``kind`` ('domains' or 'cloudsim') must match the world's."""
+    from presplit.policies import PolicyError, make_policy
+    from presplit.policies.registry import policy_kind
+
+    out = []
+    for i, spec in enumerate(profile.policies):
+        key = f"policies[{i}]"
+        try:
+            obj = make_policy(spec.name)
+        except PolicyError as exc:
+            raise ProfileError(profile.source, f"{key}.name", f"unknown policy: {exc}") from None
+        if kind is not None and policy_kind(spec.name) != kind:
+            raise ProfileError(profile.source, f"{key}.name",
+                               f"policy {spec.name!r} runs on the {policy_kind(spec.name)} world, this backend is {kind}",
+                               f"a {kind} policy")
+        for arg, value in spec.args.items():
+            names = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set(vars(obj))
+            if arg not in names or arg in ("kind", "name"):
+                raise ProfileError(profile.source, f"{key}.args.{arg}", f"policy {spec.name!r} has no argument {arg!r}",
+                                   "one of " + ", ".join(sorted(n for n in names if n not in ("kind", "name"))))
+            current = getattr(obj, arg)
+            if isinstance(current, (int, float)) and not isinstance(current, bool) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ProfileError(profile.source, f"{key}.args.{arg}", f"{value!r}", "a number")
+            setattr(obj, arg, value)
+        out.append(obj)
+    return out
