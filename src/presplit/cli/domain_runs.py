@@ -22,16 +22,16 @@ ALL_KEYS = (*METRIC_KEYS, *DOMAIN_KEYS)
 
 def check_domain_policies(policies: Sequence[str], scenario_name: str) -> list[str]:
     from presplit.policies import PolicyError, make_policy
-    from presplit.policies.registry import DOMAIN_POLICIES, policy_kind
+    from presplit.policies.registry import DOMAIN_POLICIES, engines
 
     names = list(policies) or list(DOMAIN_POLICIES)
     for name in names:
-        if policy_kind(name) != "domains":
+        if "domains" not in engines(name):
             raise click.BadParameter(f"policy {name!r} runs on the CloudSim engine; scenario {scenario_name!r} "
                                      f"runs on the domain engine, whose policies are: {', '.join(DOMAIN_POLICIES)}",
                                      param_hint="'--policy'")
         try:
-            make_policy(name)
+            make_policy(name, engine="domains")
         except PolicyError as exc:
             raise click.BadParameter(str(exc), param_hint="'--policy'") from None
     return names

@@ -64,10 +64,17 @@ class MergeDomains(Action):
 
 @dataclass(frozen=True)
 class MoveGuest(Action):
-    """Re-pin a guest to a sibling domain of the same host: no memory copy, no downtime."""
+    """Re-pin a guest to a sibling domain of the same host: no memory copy, no downtime.
+
+    ``carry_mips`` / ``carry_mb`` move that much allotment from the source domain
+    to the destination together with the guest (its CPU share and memory follow
+    it), so a full sibling can take it; the source must still hold what stays.
+    """
 
     guest: int
     to_domain: int
+    carry_mips: float = 0.0
+    carry_mb: float = 0.0
 
 
 @dataclass(frozen=True)

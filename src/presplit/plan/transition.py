@@ -184,10 +184,10 @@ def _merge(state, a: MergeDomains):
         _no_flights(state, d.id)
     target, rest = doms[0], doms[1:]
     moved = np.flatnonzero(np.isin(state.guest_domain, [d.id for d in rest]))
+    # The whole is as patched as its least recently patched part: it was patched inside a
+    # window only if every part was (earliest start, latest end).
     merged = replace(target, cpu_mips=sum(d.cpu_mips for d in doms), mem_mb=sum(d.mem_mb for d in doms),
-                     patch_started=max(d.patch_started for d in doms), patch_until=max(d.patch_until for d in doms))
-    if min(d.patch_started for d in doms) < merged.patch_started:  # one part is unpatched: so is the whole
-        merged = replace(merged, patch_started=float("-inf"), patch_until=float("-inf"))
+                     patch_started=min(d.patch_started for d in doms), patch_until=max(d.patch_until for d in doms))
     gone = [replace(d, cpu_mips=0.0, mem_mb=0.0, services=(), state="merged") for d in rest]
     out = state.with_domain(merged, *gone).evolve(guest_domain=_set(state.guest_domain, moved, target.id))
     return out, Cost(seconds=state.model.repin_s), moved, {"into": target.id, "repinned": len(moved)}
@@ -198,9 +198,20 @@ def _move(state, a: MoveGuest):
     src = state.domains[int(state.guest_domain[g])]
     dst = _usable(state, a.to_domain)
     _check(dst.host == src.host and dst.id != src.id, "MoveGuest is for a sibling domain of the same host")
-    _fits(state, g, dst.id)
-    out = state.evolve(guest_domain=_set(state.guest_domain, g, dst.id))
-    return out, Cost(seconds=state.model.repin_s), (g,), {"from": src.id, "to": dst.id}
+    cpu, mem = float(a.carry_mips), float(a.carry_mb)
+    _check(cpu >= 0 and mem >= 0, "carried allotment must be >= 0")
+    moved = state.evolve(guest_domain=_set(state.guest_domain, g, dst.id))
+    if cpu or mem:
+        _check(src.state != "patching", f"domain {src.id} is being patched")
+        new_src = replace(src, cpu_mips=src.cpu_mips - cpu, mem_mb=src.mem_mb - mem)
+        new_dst = replace(dst, cpu_mips=dst.cpu_mips + cpu, mem_mb=dst.mem_mb + mem)
+        moved = moved.with_domain(new_src, new_dst)
+        _holds(moved, new_src, new_src.cpu_mips, new_src.mem_mb, new_src.services)
+        _holds(moved, new_dst, new_dst.cpu_mips, new_dst.mem_mb, new_dst.services)
+    else:
+        _fits(state, g, dst.id)
+    return moved, Cost(seconds=state.model.repin_s), (g,), {"from": src.id, "to": dst.id,
+                                                            "carried": (cpu, mem)}
 
 
 def _migrate(state, a: MigrateGuest):

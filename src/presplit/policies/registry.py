@@ -45,14 +45,30 @@ def _evacuate():
     return EvacuatePolicy()
 
 
+def _presplit_domains():
+    from presplit.policies.presplit.domains import DomainPresplit
+
+    return DomainPresplit()
+
+
 # Policies of the split-domain engine (presplit.sim.domain_engine): ``propose(state, forecasts, now)``.
 # Their objects say so with ``kind = "domains"``; CloudSim-engine policies have no ``kind``.
-DOMAIN_POLICIES = {"evacuate": _evacuate}
+# ``presplit`` exists on both engines: which one runs is the scenario's choice.
+DOMAIN_POLICIES = {"evacuate": _evacuate, "presplit": _presplit_domains}
+
+
+def engines(name: str) -> tuple[str, ...]:
+    """The engines a policy name runs on: ``"cloudsim"``, ``"domains"`` or both."""
+    key = name.strip().lower()
+    out = ("domains",) if key in DOMAIN_POLICIES else ()
+    if key not in DOMAIN_POLICIES or key in SIMPLE:
+        out = ("cloudsim",) + out
+    return out
 
 
 def policy_kind(name: str) -> str:
-    """Which engine a policy name runs on: ``"domains"`` or ``"cloudsim"``."""
-    return "domains" if name.strip().lower() in DOMAIN_POLICIES else "cloudsim"
+    """The engine a policy name runs on when it runs on one only; ``"cloudsim"`` for names on both."""
+    return engines(name)[0]
 
 
 class PolicyError(ValueError):
@@ -63,10 +79,12 @@ def policy_names() -> list[str]:
     return list(SIMPLE) + [f"{d}-{s}:{p}" for d, (_, p) in DETECTORS.items() for s in SELECTORS]
 
 
-def make_policy(name: str, *, seed: int = 0):
-    """Build a fresh policy object from its command-line name."""
+def make_policy(name: str, *, seed: int = 0, engine: str = "cloudsim"):
+    """Build a fresh policy object from its command-line name, for the given engine."""
     key = name.strip().lower()
-    if key in DOMAIN_POLICIES:
+    if engine not in ("cloudsim", "domains"):
+        raise PolicyError(f"unknown engine {engine!r}: expected 'cloudsim' or 'domains'")
+    if key in DOMAIN_POLICIES and (engine == "domains" or key not in SIMPLE):
         return DOMAIN_POLICIES[key]()
     if key in SIMPLE:
         return SIMPLE[key]()

@@ -149,10 +149,14 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
 
     from presplit.policies import make_policy
     from presplit.sim.domain_engine import run_domains
+    from presplit.sim.forecast_feed import ObservedForecasts
 
     started = time.perf_counter()
     run = build_run(scenario, trace)
-    result = run_domains(run.state, run.workload, make_policy(policy, seed=seed), n_steps=run.n_steps,
+    chosen = make_policy(policy, seed=seed, engine="domains")
+    # Forecasting policies get forecasts built from the demand observed so far, never the future.
+    forecasts = ObservedForecasts(run.state.n_guests) if getattr(chosen, "needs_forecasts", False) else None
+    result = run_domains(run.state, run.workload, chosen, forecasts=forecasts, n_steps=run.n_steps,
                          record_events=record_events)
     row = {"trace": scenario.name, "policy": policy, **result.metrics,
            "wall_s": time.perf_counter() - started,

@@ -1,0 +1,49 @@
+"""Forecasts a simulated policy may use: computed from the demand observed so far, never the future.
+
+The domain engine reveals each guest's demand one tick at a time; this feed
+keeps the last ``window`` samples (newest first) and answers the engine's
+:class:`presplit.sim.domain_engine.Forecasts` protocol with the presplit
+outlook (a window quantile plus the short-term trend, see
+:mod:`presplit.policies.presplit.outlook`). It also hands out the raw recent
+series, so a policy can form correlation-aware outlooks of *sets* of guests
+(a domain, a host) from their summed series.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from presplit.model.cluster import ClusterState
+from presplit.policies.presplit.outlook import OutlookParams, upper
+
+
+class ObservedForecasts:
+    def __init__(self, n_guests: int, window: int = 36, params: OutlookParams | None = None) -> None:
+        self.params = params or OutlookParams()
+        self.series = np.zeros((n_guests, window))  # MIPS, newest first
+        self.samples = 0
+
+    def __call__(self, step: int, state: ClusterState) -> "ObservedForecasts":
+        """Record the demand the engine set for this tick; the engine calls this every tick."""
+        self.series[:, 1:] = self.series[:, :-1]
+        self.series[:, 0] = state.demand_mips
+        self.samples = min(self.samples + 1, self.series.shape[1])
+        return self
+
+    def recent(self, guests: np.ndarray | None = None) -> np.ndarray:
+        """[guests, samples] of observed demand, newest first."""
+        s = self.series[:, :max(self.samples, 1)]
+        return s if guests is None else s[guests]
+
+    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
+        params = OutlookParams(window=max(self.params.window, horizon_steps), quantile=q,
+                               lead_steps=float(horizon_steps), trend_samples=self.params.trend_samples)
+        return upper(self.recent(), params)
+
+    def set_upper(self, guests: np.ndarray, q: float | None = None) -> float:
+        """Correlation-aware upper forecast of the summed demand of ``guests`` (MIPS)."""
+        if len(guests) == 0:
+            return 0.0
+        params = self.params if q is None else OutlookParams(self.params.window, q, self.params.lead_steps,
+                                                              self.params.trend_samples)
+        return float(upper(self.recent(guests).sum(axis=0), params))
