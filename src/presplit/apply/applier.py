@@ -43,6 +43,16 @@ class PlanResult:
     failed: list = field(default_factory=list)  # (index, kind, error)
 
 
+def submit_plan(journal: Journal, plan, state=None, *, tick: float = 0.0, dry_run: bool = False,
+                source: str = "") -> int:
+    """Validate a plan (built by hand or loaded from elsewhere) and journal it; a bad plan raises
+    :class:`~presplit.plan.ordering.PlanError` and nothing is written or applied."""
+    from presplit.plan.ordering import validate_plan
+
+    validate_plan(plan, state)
+    return journal.record_plan(plan, tick=tick, dry_run=dry_run, source=source)
+
+
 def plan_status(statuses) -> str:
     """succeeded only if every action succeeded; failures outrank cancellation."""
     c = Counter(statuses)
@@ -114,6 +124,7 @@ class Applier:
                     break
                 continue
             self._wait(running, state)
+        self._skip_dependents(plan_id, status, dependents)
         for i, s in status.items():
             if s == "planned":
                 self._mark(plan_id, i, status, "cancelled",
