@@ -82,8 +82,9 @@ COLUMNS = ("model", "mae", "mase", "pinball_0.5", "pinball_0.9", "pinball_0.95",
 @click.option("--guests", default=None, type=int, help="only the first N guests (quick runs)")
 @click.option("--json", "json_path", default=None, type=click.Path(), help="write results as JSON")
 @click.option("--plot", "plot_path", default=None, type=click.Path(), help="also save a PNG of the first model's forecasts")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786): shard each forecast over its workers")
 def backtest(trace, resource, horizon, models, history, start, step, refit, threshold, lead,
-             guests, json_path, plot_path) -> None:
+             guests, json_path, plot_path, scheduler) -> None:
     """Rolling-origin evaluation of forecasting models on a trace."""
     from presplit.forecast import names
     from presplit.forecast.backtest import BacktestSpec, backtest as run
@@ -94,6 +95,11 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
     unknown = [m for m in chosen if m not in names()]
     if unknown:
         raise click.UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(names())}")
+    client = None
+    if scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
     rows = []
     for res in [r.strip() for r in resource.split(",") if r.strip()]:
         w, y, unit, ctx = load_series(trace, res)
@@ -112,7 +118,7 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
                    f"{ctx.interval_s} s; history {spec.history}, first origin {spec.first_origin}, "
                    f"step {spec.step}, refit {spec.refit}, horizon {spec.horizon}", err=True)
         try:
-            origins, results = run(y, chosen, spec, ctx,
+            origins, results = run(y, chosen, spec, ctx, client=client,
                                    progress=lambda n: click.echo(f"  running {n}", err=True))
         except ForecastError as e:
             raise click.ClickException(str(e)) from None
@@ -133,6 +139,8 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
             if done:
                 plot_backtest(plot_path, y, origins, done[0], spec, ctx, title=f"{w.name} {res}")
                 click.echo(f"plot written to {plot_path}", err=True)
+    if client is not None:
+        client.close()
     if json_path:
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                  for r in rows]

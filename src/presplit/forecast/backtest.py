@@ -19,6 +19,7 @@ import numpy as np
 from presplit.forecast import registry
 from presplit.forecast.base import Context, ForecastError, Forecaster, fit_predict
 from presplit.forecast.metrics import accuracy, naive_scale, overload
+from presplit.forecast.sharding import forecast_sharded
 
 LEVELS = (0.025, 0.1, 0.5, 0.9, 0.95, 0.975, 0.99)
 
@@ -79,7 +80,9 @@ class ModelResult:
 
 
 def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: BacktestSpec,
-              ctx: Context) -> ModelResult:
+              ctx: Context, client=None) -> ModelResult:
+    """One model over all origins; with a Dask ``client`` each predict is sharded
+    over its workers (same numbers, see :mod:`presplit.forecast.sharding`)."""
     need = model.min_steps(ctx)
     if need > spec.shortest_window:
         return ModelResult(model.name, skipped=f"needs {need} steps of history, the first window "
@@ -94,7 +97,13 @@ def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: Backte
         window = y[:, lo:o]
         wctx = Context(ctx.interval_s, ctx.first_step + lo)
         t0 = time.perf_counter()
-        if model.refit_each_tick:  # cheap models: calibrated afresh at every origin, one pass
+        if client is not None:
+            if model.refit_each_tick or last_fit is None or o - last_fit >= spec.refit:
+                model.fit(window, spec.horizon, spec.levels, wctx)
+                fits, last_fit = fits + 1, o
+            fc = forecast_sharded(model, window, spec.horizon, spec.levels, wctx, client, fit=False)
+            pred_s += time.perf_counter() - t0
+        elif model.refit_each_tick:  # cheap models: calibrated afresh at every origin, one pass
             fc = fit_predict(model, window, spec.horizon, spec.levels, wctx)
             pred_s += time.perf_counter() - t0
         else:
@@ -122,7 +131,8 @@ def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: Backte
 
 
 def backtest(y: np.ndarray, models: Sequence[str], spec: BacktestSpec,
-             ctx: Context | None = None, progress=None) -> tuple[list[int], list[ModelResult]]:
+             ctx: Context | None = None, progress=None,
+             client=None) -> tuple[list[int], list[ModelResult]]:
     """Evaluate each named model on ``y[series, time]``; returns origins and results."""
     ctx = ctx or Context()
     y = np.asarray(y, dtype=np.float64)
@@ -136,5 +146,5 @@ def backtest(y: np.ndarray, models: Sequence[str], spec: BacktestSpec,
     for model in instances:
         if progress:
             progress(model.name)
-        results.append(run_model(model, y, origins, spec, ctx))
+        results.append(run_model(model, y, origins, spec, ctx, client))
     return origins, results

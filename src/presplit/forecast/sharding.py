@@ -32,7 +32,9 @@ def forecast_sharded(model: Forecaster, history: np.ndarray, horizon: int,
         model.fit(y, horizon, levels, ctx)
     n = shards or max(1, sum(client.nthreads().values()))
     bounds = np.linspace(0, y.shape[0], min(n, y.shape[0]) + 1).astype(np.int64)
-    remote_model = client.scatter(model, broadcast=True)
+    # hash=False: a fresh key per call, so a refitted model never collides with
+    # the release of the previous one (distributed reports "lost dependencies")
+    remote_model = client.scatter(model, broadcast=True, hash=False)
     futures = [client.submit(_predict_shard, remote_model, y[a:b], horizon, levels, ctx, pure=False)
                for a, b in zip(bounds[:-1], bounds[1:])]
     parts = client.gather(futures)
