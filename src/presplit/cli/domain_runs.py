@@ -13,8 +13,8 @@ import click
 
 from presplit.sim.runner import METRIC_KEYS
 
-DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_downtime_s", "patch_windows_total",
-               "patch_windows_met", "splits", "merges", "max_migrations_per_guest")
+DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_downtime_s", "migration_pause_s",
+               "outage_s", "patch_windows_total", "patch_windows_met", "splits", "merges", "max_migrations_per_guest")
 INT_KEYS = {"migrations", "intra_host_moves", "cross_host_migrations", "patch_windows_total", "patch_windows_met",
             "splits", "merges", "max_migrations_per_guest"}
 ALL_KEYS = (*METRIC_KEYS, *DOMAIN_KEYS)

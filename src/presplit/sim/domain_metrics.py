@@ -49,6 +49,7 @@ class DomainMetrics:
         self.active_s = self.violation_s = 0.0
         self.requested = self.allocated = self.migration_shortfall = 0.0
         self.downtime_s = 0.0
+        self.migration_pause_s = 0.0
         self.last_dt = 0.0
         self.active_hosts: list[int] = []
 
@@ -75,6 +76,10 @@ class DomainMetrics:
         self.allocated += float(alloc.sum()) * dt
         self.migration_shortfall += float((req * degrade).sum()) * dt
         self.downtime_s += float(down.sum())
+        # A live migration's stop-and-copy pause ends with the migration; any other downtime
+        # (a domain patched with the guest inside) is an outage.
+        pause = state.guest_down_end == state.guest_mig_end
+        self.migration_pause_s += float(down[pause].sum())
         self.fluid_j += float(req.sum()) * self.best_w_per_mips * dt
 
         # Host load: served demand (the source counts a migrating guest in full, as CloudSim does for
@@ -116,4 +121,6 @@ class DomainMetrics:
             "fluid_bound_kwh": bound, "energy_over_bound": energy / bound if bound else float("nan"),
             "served_bound_kwh": served, "energy_over_served_bound": energy / served if served else float("nan"),
             "guest_downtime_s": self.downtime_s,
+            "migration_pause_s": self.migration_pause_s,
+            "outage_s": self.downtime_s - self.migration_pause_s,
         }

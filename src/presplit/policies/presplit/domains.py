@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from presplit.model.cluster import ClusterState
-from presplit.model.domains import RUNNING
+from presplit.model.domains import PENDING, RUNNING
 from presplit.plan import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
     SplitDomain, apply_action,
@@ -47,12 +47,13 @@ from presplit.plan import (
 @dataclass
 class DomainPresplit:
     target: float = 0.8        # place and pack so a domain's forecast stays under this share of its CPU
-    relief: float = 0.9        # act on a domain whose forecast crosses this share
+    relief: float = 1.0        # act on a domain whose forecast says it will exceed this share of its CPU
     lead_s: float = 600.0      # split this long before a patch window opens
     cpu_margin: float = 1.15   # CPU a domain keeps for its guests = forecast upper x this
     cooldown_s: float = 3600.0  # a guest that migrated stays put this long (unless its host is patched)
     nic_budget: float = 1.0    # per host and tick: migration seconds, as a share of the tick
     spare_hosts: int = 1
+    mem_fill: float = 0.7      # placement spreads over the hosts needed at this memory filling
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
@@ -289,16 +290,35 @@ class _Plan:
         """
         s = self.sim
         pending = s.pending_guests()
+        if len(pending) == 0:
+            return
+        # Spread over as many hosts as the memory to place needs at ``mem_fill``, not over
+        # every host: the rest stay empty and are switched off.
+        host_of = s.domain_arrays["host"]
+        busy = np.zeros(s.n_hosts, bool)
+        placed = s.guest_domain >= 0
+        busy[host_of[s.guest_domain[placed]]] = True
+        mem_total = float(s.guest_reserve[placed | (s.guest_status == PENDING), 1].sum())
+        per_host = np.mean([h.ram_mb for h in s.hosts]) * self.p.mem_fill
+        want = int(np.ceil(mem_total / per_host))
+        spare_hosts = [h for h in range(s.n_hosts) if not busy[h] and s.host_ready(h) and h not in self.due]
+        allowed = set(np.flatnonzero(busy).tolist()) | set(spare_hosts[:max(0, want - int(busy.sum()))])
         for g in pending[np.argsort(-s.guest_reserve[pending, 1], kind="stable")]:
             g = int(g)
             best, best_load = None, np.inf
             for d in self.other_hosts(-1):
+                if int(self.sim.domains[d].host) not in allowed:
+                    continue
                 if self.fits(g, d, self.p.target, headroom=True):
                     load = self.upper(d, g) / self.cap(d)
                     if load < best_load:
                         best, best_load = d, load
             if best is None:
-                self.wake_one("an arriving guest fits nowhere")
+                extra = next((h for h in spare_hosts if h not in allowed), None)
+                if extra is not None:
+                    allowed.add(extra)  # open one more running host next time round
+                else:
+                    self.wake_one("an arriving guest fits nowhere")
                 continue
             self.try_(PlaceGuest(g, best, reason="the domain with the most CPU headroom where it fits",
                                  details={"domain_forecast": best_load, "target": self.p.target}))

@@ -1,0 +1,81 @@
+"""presplit on split-domain fleets: patching without evacuation, placement, balancing, guards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests_support import small_fleet
+from presplit.model.domains import PatchWindowSim
+from presplit.policies import make_policy
+from presplit.policies.evacuate import EvacuatePolicy
+from presplit.policies.presplit.domains import DomainPresplit
+from presplit.sim.domain_engine import DomainWorkload, run_domains
+from presplit.sim.forecast_feed import ObservedForecasts
+
+
+def fleet(n_guests=6, steps=48, cpu=0.5, windows=((0, 1800.0, 9000.0),), n_hosts=3):
+    state = small_fleet(n_hosts=n_hosts, guests=((2, 4096.0),) * n_guests, arrived=False)
+    state = state.evolve(patch_windows=tuple(PatchWindowSim(h, a, b, 1800.0) for h, a, b in windows))
+    demand = np.full((n_guests, steps), cpu) if np.isscalar(cpu) else np.asarray(cpu, dtype=float)
+    return state, DomainWorkload(demand, None, np.zeros(n_guests, np.int64))
+
+
+def run(state, work, policy):
+    return run_domains(state, work, policy, forecasts=ObservedForecasts(state.n_guests), check_invariants=True)
+
+
+def test_patch_window_met_by_splitting_and_re_pinning_no_guest_leaves_the_host():
+    state, work = fleet()
+    result = run(state, work, DomainPresplit())
+    m = result.metrics
+    assert m["patch_windows_total"] == 1 and m["patch_windows_met"] == 1
+    assert m["cross_host_migrations"] == 0 and m["fabric_gb"] == 0
+    assert m["guest_downtime_s"] == 0
+    assert m["splits"] == 1 and m["merges"] == 1 and m["intra_host_moves"] > 0
+    kinds = [e.action.kind for e in result.events if e.outcome.ok and e.time >= 1200]
+    # Split ahead of the window, patch the new domain, re-pin, patch the old one, merge.
+    order = [k for k in kinds if k in ("SplitDomain", "PatchDomain", "MoveGuest", "MergeDomains")]
+    assert order[0] == "SplitDomain" and order[1] == "PatchDomain" and order[-1] == "MergeDomains"
+    assert order.count("PatchDomain") == 2
+    split = next(e for e in result.events if e.action.kind == "SplitDomain")
+    assert split.time < 1800.0, "the split happens before the window opens"
+
+
+def test_evacuate_needs_the_fabric_for_the_same_window():
+    state, work = fleet()
+    m = run(state, work, EvacuatePolicy()).metrics
+    assert m["patch_windows_met"] == 1 and m["cross_host_migrations"] > 0
+
+
+def test_every_guest_starts_where_cpu_headroom_is_largest():
+    state, work = fleet(n_guests=6, windows=())
+    result = run(state, work, DomainPresplit())
+    placed = [e.action.domain for e in result.events if e.action.kind == "PlaceGuest"]
+    assert sorted(np.bincount(placed, minlength=3)) == [2, 2, 2]  # spread, not packed
+    assert all("headroom" in e.action.reason for e in result.events if e.action.kind == "PlaceGuest")
+
+
+def test_a_domain_forecast_over_capacity_is_relieved_by_one_migration_with_a_reason():
+    steps = 48
+    cpu = np.full((5, steps), 0.1)
+    cpu[[0, 3], 12:] = 1.0  # two guests placed on the same host ramp to their full 2 vCPUs
+    state, work = fleet(n_guests=5, cpu=cpu, windows=(), n_hosts=3)
+    policy = DomainPresplit(relief=0.5, target=0.4)
+    result = run(state, work, policy)
+    moves = [e for e in result.events if e.action.kind == "MigrateGuest" and e.outcome.ok]
+    assert 1 <= len(moves) <= 3
+    assert all("forecast" in e.action.reason and e.action.details["forecast_mips"] > 0 for e in moves)
+    # The cool-down keeps a migrated guest where it is: no ping-pong.
+    assert result.migrations_per_guest.max() == 1
+
+
+def test_presplit_refuses_to_run_without_forecasts():
+    state, work = fleet()
+    with pytest.raises(ValueError, match="needs observed forecasts"):
+        run_domains(state, work, DomainPresplit())
+
+
+def test_the_name_presplit_builds_the_engine_s_policy():
+    assert isinstance(make_policy("presplit", engine="domains"), DomainPresplit)
+    assert not isinstance(make_policy("presplit"), DomainPresplit)
