@@ -52,14 +52,14 @@ def test_every_guest_starts_where_cpu_headroom_is_largest():
     state, work = fleet(n_guests=6, windows=())
     result = run(state, work, DomainPresplit())
     placed = [e.action.domain for e in result.events if e.action.kind == "PlaceGuest"]
-    assert sorted(np.bincount(placed, minlength=3)) == [2, 2, 2]  # spread, not packed
+    assert sorted(np.bincount(placed, minlength=3)) == [2, 2, 2]  # spread, not packed on one host
     assert all("headroom" in e.action.reason for e in result.events if e.action.kind == "PlaceGuest")
 
 
 def test_a_domain_forecast_over_capacity_is_relieved_by_one_migration_with_a_reason():
     steps = 48
     cpu = np.full((5, steps), 0.1)
-    cpu[[0, 3], 12:] = 1.0  # two guests placed on the same host ramp to their full 2 vCPUs
+    cpu[[0, 1], 12:] = 1.0  # the two guests placed on host 0 ramp to their full 2 vCPUs
     state, work = fleet(n_guests=5, cpu=cpu, windows=(), n_hosts=3)
     policy = DomainPresplit(relief=0.5, target=0.4)
     result = run(state, work, policy)

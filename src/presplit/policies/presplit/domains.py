@@ -305,23 +305,28 @@ class _Plan:
         allowed = set(np.flatnonzero(busy).tolist()) | set(spare_hosts[:max(0, want - int(busy.sum()))])
         for g in pending[np.argsort(-s.guest_reserve[pending, 1], kind="stable")]:
             g = int(g)
-            best, best_load = None, np.inf
-            for d in self.other_hosts(-1):
-                if int(self.sim.domains[d].host) not in allowed:
-                    continue
-                if self.fits(g, d, self.p.target, headroom=True):
-                    load = self.upper(d, g) / self.cap(d)
-                    if load < best_load:
-                        best, best_load = d, load
+            best, best_load = self.most_headroom(g, allowed)
             if best is None:
                 extra = next((h for h in spare_hosts if h not in allowed), None)
-                if extra is not None:
-                    allowed.add(extra)  # open one more running host next time round
-                else:
+                if extra is None:
                     self.wake_one("an arriving guest fits nowhere")
-                continue
+                    continue
+                allowed.add(extra)  # one more running host, then try again
+                best, best_load = self.most_headroom(g, allowed)
+                if best is None:
+                    continue
             self.try_(PlaceGuest(g, best, reason="the domain with the most CPU headroom where it fits",
                                  details={"domain_forecast": best_load, "target": self.p.target}))
+
+    def most_headroom(self, g: int, hosts: set[int]) -> tuple[int | None, float]:
+        """The domain on ``hosts`` where g fits with the lowest forecast CPU load after it."""
+        best, best_load = None, np.inf
+        for d in self.other_hosts(-1):
+            if int(self.sim.domains[d].host) in hosts and self.fits(g, d, self.p.target, headroom=True):
+                load = self.upper(d, g) / self.cap(d)
+                if load < best_load:
+                    best, best_load = d, load
+        return best, best_load
 
     def wake_one(self, reason: str) -> None:
         s = self.sim
