@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from presplit.cli.main import cli
 from presplit.cli.simulate_cmd import DEFAULT_POLICIES
-from presplit.scenarios import ScenarioError, resolve_scenario
+from presplit.scenarios import resolve_scenario
 from presplit.sim.runner import METRIC_KEYS
 
 POLICIES = ["dvfs", "thr-mmt:0.8"]
@@ -94,14 +94,12 @@ def test_unknown_scenario_lists_known_names():
     assert "unknown scenario 'nope'" in result.output and "cloudsim" in result.output
 
 
-def test_scenario_files_not_yet_supported(tmp_path):
+def test_a_bad_scenario_file_names_the_file_and_key(tmp_path):
     path = tmp_path / "fleet.yaml"
     path.write_text("hosts: 10\n")
     result = invoke("--scenario", path, "--policy", "dvfs")
     assert result.exit_code == 2
-    assert "not yet supported: scenario files" in result.output
-    with pytest.raises(ScenarioError, match="not yet supported"):
-        resolve_scenario("other.yml")
+    assert "fleet.yaml" in result.output and "hosts" in result.output
 
 
 def test_cloudsim_scenario_defaults():
@@ -109,7 +107,7 @@ def test_cloudsim_scenario_defaults():
     assert [t.name for t in traces] == ["20110303"] and traces[0].is_dir()
     assert factory(40).n_hosts == 800
     assert set(DEFAULT_POLICIES) == {"dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5",
-                                     "lr-mmt:1.2", "lr-mu:1.2", "npa"}
+                                     "lr-mmt:1.2", "lr-mu:1.2", "npa", "presplit"}
 
 
 def test_small_run_table_and_json(day, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2", "lr-mu:1.2", "npa")
+DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2", "lr-mu:1.2", "npa", "presplit")
 """The baselines of the CloudSim reference runs, plus the non-power-aware one."""
 
 PERCENT_KEYS = ("slatah", "pdm", "slav", "overall_sla_violation")
