@@ -34,8 +34,8 @@ def synthetic_day(folder: Path, n_vms: int = 24, steps: int = 288, seed: int = 0
 
 
 def small_scenario(tmp: Path, *, hosts: int = 6, vms: int = 24, replicas: float = 2.0, horizon: str = "6h",
-                   calendar: bool = True, seed: int = 0) -> Path:
-    day = synthetic_day(tmp / "day", vms, seed=seed)
+                   calendar: bool = True, seed: int = 0, steps: int = 288) -> Path:
+    day = synthetic_day(tmp / "day", vms, steps=steps, seed=seed)
     cal = ""
     if calendar:
         cal = """  calendar:
@@ -80,6 +80,57 @@ def run_cli(*args: str, timeout: float = 120, env=None) -> subprocess.CompletedP
 def popen_cli(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", CLI, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+
+
+def check_world(path) -> np.ndarray:
+    """The world in its own store is sound; returns the guests placed (running, migrating or down in a patch)."""
+    from presplit.backends.sim_world import SimWorld
+    from presplit.model.domains import ABSENT, DOWN, MIGRATING, PENDING, RUNNING
+    from presplit.plan.invariants import violations
+
+    w = SimWorld(path)
+    s = w.observe()
+    w.close()
+    assert violations(s) == []
+    st = s.guest_status
+    assert set(np.unique(st)) <= {ABSENT, PENDING, RUNNING, MIGRATING, DOWN}
+    placed = np.flatnonzero((st == RUNNING) | (st == MIGRATING) | (st == DOWN))
+    live = s.domain_arrays["live"]
+    assert live[s.guest_domain[placed]].all(), "a guest sits in a domain that does not exist"
+    for g in np.flatnonzero(st == DOWN):
+        assert s.domains[int(s.guest_domain[g])].state == "patching", f"guest {g} down outside a patch"
+    return placed
+
+
+def check_journal(url, *, finished: bool) -> None:
+    """Plans closed honestly; with ``finished``, nothing left open and every action's events tell its story."""
+    from presplit.apply import Journal
+
+    j = Journal(url)
+    try:
+        plans = j.plans()
+        for p in plans:
+            rows = j.actions_of(p["id"])
+            statuses = {r["status"] for r in rows}
+            if p["status"] == "succeeded":
+                assert statuses == {"succeeded"}, (p["id"], statuses)
+            if finished:
+                assert p["status"] != "running"
+                assert not statuses & {"started", "planned", "reverting"}, (p["id"], statuses)
+        if finished:
+            by_action: dict = {}
+            for e in j.events():
+                by_action.setdefault((e["plan_id"], e["idx"]), []).append(e["event"])
+            for p in plans:
+                for r in j.actions_of(p["id"]):
+                    story = by_action[(p["id"], r["idx"])]
+                    assert story[0] == "intent"
+                    if r["status"] == "succeeded":
+                        assert "started" in story and ({"finished", "reconciled"} & set(story)), story
+                    if r["status"] == "reverted":
+                        assert "failed" in story and "reverted" in story, story
+    finally:
+        j.close()
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,9 @@ import time
 
 import numpy as np
 import pytest
-from apply_support import popen_cli, run_cli, small_scenario
+from apply_support import check_journal, check_world, popen_cli, run_cli, small_scenario
 
 from presplit.apply import Journal
-from presplit.backends.sim_world import SimWorld
-from presplit.model.domains import ABSENT, DOWN, MIGRATING, PENDING, RUNNING
-from presplit.plan.invariants import violations
 
 KILLS = 15
 
@@ -37,49 +34,6 @@ def count_events(db) -> int:
             return c.execute("SELECT count(*) FROM events").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
-
-
-def check_world(path) -> np.ndarray:
-    w = SimWorld(path)
-    s = w.observe()
-    w.close()
-    assert violations(s) == []
-    st = s.guest_status
-    assert set(np.unique(st)) <= {ABSENT, PENDING, RUNNING, MIGRATING, DOWN}
-    placed = np.flatnonzero((st == RUNNING) | (st == MIGRATING) | (st == DOWN))
-    live = s.domain_arrays["live"]
-    assert live[s.guest_domain[placed]].all(), "a guest sits in a domain that does not exist"
-    for g in np.flatnonzero(st == DOWN):
-        assert s.domains[int(s.guest_domain[g])].state == "patching", f"guest {g} down outside a patch"
-    return placed
-
-
-def check_journal(db, *, finished: bool) -> None:
-    j = Journal(f"sqlite:///{db}")
-    try:
-        plans = j.plans()
-        for p in plans:
-            rows = j.actions_of(p["id"])
-            statuses = {r["status"] for r in rows}
-            if p["status"] == "succeeded":
-                assert statuses == {"succeeded"}, (p["id"], statuses)
-            if finished:
-                assert p["status"] != "running"
-                assert not statuses & {"started", "planned", "reverting"}, (p["id"], statuses)
-        if finished:
-            by_action: dict = {}
-            for e in j.events():
-                by_action.setdefault((e["plan_id"], e["idx"]), []).append(e["event"])
-            for p in plans:
-                for r in j.actions_of(p["id"]):
-                    story = by_action[(p["id"], r["idx"])]
-                    assert story[0] == "intent"
-                    if r["status"] == "succeeded":
-                        assert "started" in story and ({"finished", "reconciled"} & set(story)), story
-                    if r["status"] == "reverted":
-                        assert "failed" in story and "reverted" in story, story
-    finally:
-        j.close()
 
 
 @pytest.mark.parametrize("fail_fraction", [0.0, 0.2])
@@ -105,13 +59,13 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path, fail_fraction):
         if not fail_fraction:  # without faults nothing is ever un-placed: a placed guest stays placed
             assert np.isin(ever_placed, placed).all(), "a guest that ran is gone"
         ever_placed = np.union1d(ever_placed, placed)
-        check_journal(db, finished=False)
+        check_journal(f"sqlite:///{db}", finished=False)
     assert kills >= KILLS // 2, "the controller finished before most kills: make the run longer"
     done = run_cli(*args, "--seed", "99", timeout=120)
     assert done.returncode == 0, done.stderr
     assert "stopped=False" in done.stdout
     check_world(world)
-    check_journal(db, finished=True)
+    check_journal(f"sqlite:///{db}", finished=True)
     events = Journal(f"sqlite:///{db}").events()
     assert any(e["event"] == "reconciled" for e in events), "no kill landed inside a plan"
     if fail_fraction:

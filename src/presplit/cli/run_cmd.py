@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import click
@@ -104,6 +105,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
 
     signal.signal(signal.SIGTERM, on_term)
     wait_for_lease(lease, on_wait=lambda: say("another controller holds the lease; waiting to take over"))
+    journal.set_meta("leader", {"controller": journal.controller, "since": time.time()})
     say(f"controller {journal.controller} holds the lease")
     try:
         if backend_name == "qemu":

@@ -46,9 +46,9 @@ class LoopReport:
     metrics: dict | None = None
 
 
-def observed_summary(state) -> dict:
-    """Hosts, domains and guests as the controller last saw them (JSON-able)."""
-    summary = getattr(state, "summary", None)
+def observed_summary(state, backend=None) -> dict:
+    """Hosts, domains and guests as the controller last saw them (JSON-able); a backend may say it itself."""
+    summary = getattr(backend, "summary", None)
     if callable(summary):
         return summary()
     from presplit.model.domains import GUEST_STATES
@@ -127,7 +127,8 @@ class ControlLoop:
         report.ticks += 1
         if proposal:
             try:
-                plan = order_actions(proposal, self.limits, state if hasattr(state, "guest_domain") else None)
+                order = getattr(self.backend, "order", None) or order_actions
+                plan = order(proposal, self.limits, state if hasattr(state, "guest_domain") else None)
             except PlanError as exc:
                 self.journal.set_meta("last_error", {"tick": t, "error": str(exc)})
                 plan = None
@@ -141,4 +142,4 @@ class ControlLoop:
                 report.statuses[status] = report.statuses.get(status, 0) + 1
         self.journal.set_meta("last_tick", t)
         if report.ticks % self.summary_every == 0 or self.stopping.is_set():
-            self.journal.set_meta("observed", observed_summary(self.backend.observe()))
+            self.journal.set_meta("observed", observed_summary(self.backend.observe(), self.backend))

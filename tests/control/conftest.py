@@ -1,0 +1,6 @@
+"""Reuse the apply tests' helpers (synthetic scenario, CLI runners)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "apply"))
