@@ -26,7 +26,7 @@ def _numbers(event) -> str:
 @click.option("--guest", "guest_id", required=True, metavar="ID",
               help="Guest id as the scenario names it (trace VM id, '#k' for replica k) or its index. "
                    "Example: --guest 1017")
-@click.option("--policy", default="evacuate", show_default=True, metavar="NAME",
+@click.option("--policy", default="presplit", show_default=True, metavar="NAME",
               help="Domain-engine policy to run. Example: --policy evacuate")
 @click.option("--trace", default=None, metavar="PATH",
               help="Trace overriding the scenario's. Example: --trace ../shared/data/bitbrains/rnd_2013-7_first7d.parquet")
@@ -35,7 +35,7 @@ def explain(scenario: str, guest_id: str, policy: str, trace: str | None) -> Non
 
     \b
     Example:
-      presplit explain --scenario bighost-patch --guest 1017 --policy evacuate
+      presplit explain --scenario bighost-patch --guest 1017
     """
     from rich.console import Console
     from rich.table import Table
