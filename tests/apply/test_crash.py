@@ -28,6 +28,14 @@ from presplit.apply import Journal
 KILLS = 15
 
 
+def in_flight(db) -> bool:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+            return c.execute("SELECT count(*) FROM actions WHERE status = 'started'").fetchone()[0] > 0
+    except sqlite3.OperationalError:
+        return False
+
+
 def count_events(db) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
@@ -49,8 +57,9 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path, fail_fraction):
         start = count_events(db)
         target = start + int(rng.integers(5, 120))
         proc = popen_cli(*args, "--seed", str(round_))
-        while proc.poll() is None and count_events(db) < target:
-            time.sleep(0.002)
+        # even rounds: anywhere; odd rounds: while an action is started and not yet finished
+        while proc.poll() is None and (count_events(db) < target or (round_ % 2 and not in_flight(db))):
+            time.sleep(0.001)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

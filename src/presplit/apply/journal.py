@@ -49,6 +49,11 @@ events = sa.Table("events", md, sa.Column("id", sa.Integer, primary_key=True), s
                   sa.Column("t", sa.Float), sa.Column("detail", sa.Text))
 meta = sa.Table("meta", md, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.Text))
 
+_MARK = sa.text(
+    'UPDATE actions SET status = :status, "before" = COALESCE(:before, "before"), error = COALESCE(:error, error), '
+    "started_at = COALESCE(:started_at, started_at), finished_at = COALESCE(:finished_at, finished_at) "
+    "WHERE plan_id = :pid AND idx = :idx")
+_EVENT = sa.text("INSERT INTO events (plan_id, idx, event, at, t, detail) VALUES (:pid, :idx, :event, :at, :t, :detail)")
 TERMINAL = {"succeeded", "failed", "reverted", "revert_failed", "skipped", "cancelled", "recommended"}
 
 
@@ -135,19 +140,15 @@ class Journal:
              before: dict | None = None, error: str | None = None, detail: str | None = None) -> None:
         """Set an action's status and append its event, in one transaction."""
         now = time.time()
-        values: dict = {"status": status}
-        if before is not None:
-            values["before"] = dumps(before)
-        if error is not None:
-            values["error"] = error
-        if status == "started":
-            values["started_at"] = now
-        elif status in TERMINAL:
-            values["finished_at"] = now
+        params = {"pid": plan_id, "idx": idx, "status": status, "before": dumps(before) if before is not None else None,
+                  "error": error, "started_at": now if status == "started" else None,
+                  "finished_at": now if status in TERMINAL else None, "event": event or status, "at": now, "t": t,
+                  "detail": detail if detail is not None else error}
+        # Pre-built text statements: this runs twice per action, and building Core statements
+        # each time cost more than the SQLite commit itself.
         with self.engine.begin() as conn:
-            conn.execute(actions.update().where(actions.c.plan_id == plan_id, actions.c.idx == idx).values(**values))
-            conn.execute(events.insert().values(plan_id=plan_id, idx=idx, event=event or status, at=now, t=t,
-                                                detail=detail if detail is not None else error))
+            conn.execute(_MARK, params)
+            conn.execute(_EVENT, params)
 
     def finish_plan(self, plan_id: int, status: str, summary: dict) -> None:
         with self.engine.begin() as conn:
