@@ -42,11 +42,6 @@ def fresh_policy(**params) -> PredictiveConsolidation:
     return policy
 
 
-def prime(policy: PredictiveConsolidation, e: Engine) -> None:
-    policy._last_move = np.full(e.n_guests, -10**9)
-    policy._busy_since = np.full(e.n_hosts, -10**9)
-
-
 STEADY = [0.5] * 12
 
 SCENARIOS = {
@@ -81,7 +76,6 @@ def test_named_scenarios(name):
     placement, history, expect = SCENARIOS[name]
     e = state(placement, history)
     policy = fresh_policy()
-    prime(policy, e)
     moves = policy.optimise(e)
     assert expect(moves), f"{name}: {moves}"
     for d in policy.decisions:
@@ -91,8 +85,7 @@ def test_named_scenarios(name):
 def test_a_recently_moved_guest_cools_down_before_a_drain():
     e = state({0: [0, 1], 1: [2, 3, 4]}, {0: [0.2] * 12, 1: [0.2] * 12, 2: STEADY, 3: STEADY, 4: STEADY})
     policy = fresh_policy(cooldown_steps=12)
-    prime(policy, e)
-    policy._last_move[0] = 11  # moved one step ago
+    e.last_migration_at[0] = 0.1 + 300.0 * 11  # moved one step ago
     moves = policy.optimise(e)
     assert all(g != 0 for g, _ in moves)
     assert moves == [(2, 0), (3, 0), (4, 0)]  # the other host is drained onto it instead
@@ -101,8 +94,7 @@ def test_a_recently_moved_guest_cools_down_before_a_drain():
 def test_a_host_that_just_received_guests_is_held():
     e = state({0: [0, 1], 1: [2, 3, 4]}, {0: [0.2] * 12, 1: [0.2] * 12, 2: STEADY, 3: STEADY, 4: STEADY})
     policy = fresh_policy(hold_steps=6)
-    prime(policy, e)
-    policy._busy_since[0] = 10  # host 0 received a guest two steps ago
+    e.host_received_at[0] = 0.1 + 300.0 * 10  # host 0 received a guest two steps ago
     moves = policy.optimise(e)
     assert all(e.host_of[g] != 0 for g, _ in moves)  # nothing leaves the held host
 
@@ -112,7 +104,6 @@ def test_moves_per_step_are_capped():
     placement = {h: [h] for h in range(40)}
     e = state(placement, {g: [0.05] * 12 for g in range(40)}, n_hosts=40)
     policy = fresh_policy(max_moves_share=0.1, max_per_host=8)
-    prime(policy, e)
     moves = policy.optimise(e)
     assert 0 < len(moves) <= 8  # the cap is max(8 per host, 10 % of 40 guests)
     assert max(np.bincount([d for _, d in moves])) <= 8

@@ -74,6 +74,10 @@ class Engine:
         self.metrics = MetricAccumulator(self.h_power, self.n_guests, m.off_power_w)
         self.migrations = 0
         self.migrations_per_guest = np.zeros(self.n_guests, dtype=np.int64)
+        # When each guest last started migrating and each host last received one:
+        # what churn guards need, kept by the world so policies can stay pure.
+        self.last_migration_at = np.full(self.n_guests, -np.inf)
+        self.host_received_at = np.full(self.n_hosts, -np.inf)
         self.events: list[tuple[float, int, int, int]] = []
         self._pending: list[tuple[float, int, int, int]] = []  # heap of (end, seq, guest, dst)
         self._seq = 0
@@ -135,6 +139,8 @@ class Engine:
             duration += self.booting_until[dst] - t
         self.migrations += 1
         self.migrations_per_guest[guest] += 1
+        self.last_migration_at[guest] = t
+        self.host_received_at[dst] = t
         if self.record_events:
             self.events.append((t, guest, int(self.host_of[guest]), dst))
         heapq.heappush(self._pending, (t + duration, self._seq, guest, dst))

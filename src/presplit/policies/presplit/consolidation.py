@@ -58,9 +58,9 @@ class PredictiveConsolidation:
 
     def __init__(self, params: ConsolidationParams | None = None) -> None:
         self.p = params or ConsolidationParams()
+        # A record of what was decided and why (for ``explain``); it never feeds a decision:
+        # cool-downs and holds are read off the engine, so ``optimise`` is a function of its state.
         self.decisions: list[Decision] = []
-        self._last_move: np.ndarray | None = None
-        self._busy_since: np.ndarray | None = None
 
     # ------------------------------------------------------------ start-up
     def place_initial(self, engine) -> None:
@@ -85,9 +85,6 @@ class PredictiveConsolidation:
             free[h] -= e.g_mips[g]
             ram[h] -= e.g_ram[g]
             e.create(int(g), h)
-        self._last_move = np.full(e.n_guests, -10**9)
-        # Start-up placement is not a decision to hold on to: hosts may be drained at once.
-        self._busy_since = np.full(e.n_hosts, -10**9)
 
     # ---------------------------------------------------------------- step
     def optimise(self, engine) -> list[tuple[int, int]]:
@@ -105,8 +102,11 @@ class PredictiveConsolidation:
         cap = e.h_total
         count = np.fromiter(map(len, lists), dtype=np.int64, count=e.n_hosts)
         active = count > 0
-        # A host is held (not drained) for a while after it was woken or received guests.
-        self._busy_since = np.where(~active, -10**9, self._busy_since)
+        # Steps since each guest last moved and each host last received one (start-up
+        # placement does not count: hosts may be drained at once).
+        interval = e.model.interval_s
+        last_move = np.floor((e.last_migration_at - 0.1) / interval)  # -inf when never
+        busy_since = np.floor((e.host_received_at - 0.1) / interval)
         # Fleet-wide cap on moves per step; small fleets may still move one host's worth.
         budget = max(p.max_per_host, int(p.max_moves_share * e.n_guests))
         moves: list[tuple[int, int]] = []
@@ -130,11 +130,11 @@ class PredictiveConsolidation:
             count[dst] += 1
             host_of[g] = dst
             received[dst] = True
-            self._busy_since[dst] = step
+            busy_since[dst] = step
             sending[src] += 1
             receiving[dst] += 1
             moves.append((g, dst))
-            self._last_move[g] = step
+            last_move[g] = step
             self.decisions.append(Decision(e.now, g, src, dst, reason, numbers))
 
         def best_target(g: int, exclude: np.ndarray) -> tuple[int | None, dict]:
@@ -165,7 +165,7 @@ class PredictiveConsolidation:
                 return None, {}
             eff = e.h_power[off, -1] / cap[off]
             h = int(off[np.argmin(eff)])
-            self._busy_since[h] = step
+            busy_since[h] = step
             return h, {"woken": True, "forecast_after": float(g_upper[g] / cap[h])}
 
         # 1. Relief: hosts whose upper forecast crosses the relief line.
@@ -184,7 +184,7 @@ class PredictiveConsolidation:
                 rest = h_series[h][None, :] - g_series[guests]
                 u_without = fn(rest, p.outlook) / cap[h]
                 # Prefer guests not cooling down; among them the one whose leaving helps most per MB moved.
-                cooling = (step - self._last_move[guests]) < p.cooldown_steps
+                cooling = (step - last_move[guests]) < p.cooldown_steps
                 gain = (u_now - u_without) / e.g_ram[guests]
                 gain = np.where(cooling, gain - 1e6, gain)
                 g = int(guests[np.argmax(gain)])
@@ -200,7 +200,7 @@ class PredictiveConsolidation:
             occupied = np.flatnonzero((count > 0) & ~tried & ~received & ~no_target)
             if len(occupied) == 0:
                 break
-            held = (step - self._busy_since[occupied]) < p.hold_steps
+            held = (step - busy_since[occupied]) < p.hold_steps
             occupied = occupied[~held]
             if len(occupied) == 0:
                 break
@@ -208,14 +208,14 @@ class PredictiveConsolidation:
             h = int(occupied[np.argmin(u_occ)])
             tried[h] = True
             guests = list(lists[h])
-            if any((step - self._last_move[g]) < p.cooldown_steps for g in guests):
+            if any((step - last_move[g]) < p.cooldown_steps for g in guests):
                 continue
             if len(moves) + len(guests) > budget:
                 break
             exclude = no_target.copy()
             exclude[h] = True
             saved = (h_series.copy(), [list(x) for x in lists], host_of.copy(), received.copy(), sending.copy(), receiving.copy(), count.copy(),
-                     len(moves), len(self.decisions), self._busy_since.copy(), self._last_move.copy())
+                     len(moves), len(self.decisions), busy_since.copy(), last_move.copy())
             ok = True
             for g in sorted(guests, key=lambda g: -g_upper[g]):
                 dst, numbers = best_target(g, exclude | ~(count > 0))
@@ -225,7 +225,7 @@ class PredictiveConsolidation:
                 numbers.update(drained_host_forecast=float(u_occ[np.argmin(u_occ)]), target=p.target)
                 move(g, dst, f"host {h} can be emptied and switched off: all guests fit elsewhere", numbers)
             if not ok:
-                (h_series, lists, host_of, received, sending, receiving, count, n_moves, n_dec, self._busy_since, self._last_move) = saved
+                (h_series, lists, host_of, received, sending, receiving, count, n_moves, n_dec, busy_since, last_move) = saved
                 del moves[n_moves:]
                 del self.decisions[n_dec:]
             else:
