@@ -11,6 +11,22 @@ from pathlib import Path
 import click
 
 
+def _forecaster(policies, tick: float):
+    """Forecasts built from the demand the loop observes, for the policies that need them."""
+    if not any(getattr(p, "needs_forecasts", False) for p in policies):
+        return None
+    from presplit.sim.forecast_feed import ObservedForecasts
+
+    feed: list = []
+
+    def forecaster(state, now):
+        if not feed:
+            feed.append(ObservedForecasts(state.n_guests))
+        return feed[0](int(now // tick), state)
+
+    return forecaster
+
+
 def _world_path(db: str, world: str | None) -> Path:
     if world:
         return Path(world)
@@ -132,7 +148,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         if backend_name == "qemu" and until_s is not None:
             until_s = clock.now() + until_s
         loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
-                           dry_run=dry_run, source=profile.label)
+                           dry_run=dry_run, source=profile.label, forecaster=_forecaster(policies, tick))
         stop_box["loop"] = loop
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
             f"({'dry run' if dry_run else 'applying'})")

@@ -54,10 +54,10 @@ class Profile:
 
 
 def default_profile(kind: str) -> Profile:
-    """``evacuate`` on the domain world; ``lr-mmt:1.2`` with no caps on the CloudSim world (CloudSim has none)."""
+    """``presplit`` on either world; no caps on the CloudSim world (CloudSim has none)."""
     if kind == "cloudsim":
-        return Profile((PolicySpec("lr-mmt:1.2"),), Limits(None, None, None))
-    return Profile((PolicySpec("evacuate"),))
+        return Profile((PolicySpec("presplit"),), Limits(None, None, None))
+    return Profile((PolicySpec("presplit"),))
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -124,18 +124,18 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
 def build_policies(profile: Profile, kind: str | None = None) -> list:
     """Policy objects for the profile; ``kind`` ('domains' or 'cloudsim') must match the world's."""
     from presplit.policies import PolicyError, make_policy
-    from presplit.policies.registry import policy_kind
+    from presplit.policies.registry import engines
 
     out = []
     for i, spec in enumerate(profile.policies):
         key = f"policies[{i}]"
         try:
-            obj = make_policy(spec.name)
+            obj = make_policy(spec.name, engine=kind or engines(spec.name)[0])
         except PolicyError as exc:
             raise ProfileError(profile.source, f"{key}.name", f"unknown policy: {exc}") from None
-        if kind is not None and policy_kind(spec.name) != kind:
+        if kind is not None and kind not in engines(spec.name):
             raise ProfileError(profile.source, f"{key}.name",
-                               f"policy {spec.name!r} runs on the {policy_kind(spec.name)} world, this backend is {kind}",
+                               f"policy {spec.name!r} runs on the {engines(spec.name)[0]} world, this backend is {kind}",
                                f"a {kind} policy")
         for arg, value in spec.args.items():
             names = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set(vars(obj))
