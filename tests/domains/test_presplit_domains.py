@@ -79,3 +79,20 @@ def test_presplit_refuses_to_run_without_forecasts():
 def test_the_name_presplit_builds_the_engine_s_policy():
     assert isinstance(make_policy("presplit", engine="domains"), DomainPresplit)
     assert not isinstance(make_policy("presplit"), DomainPresplit)
+
+
+def test_a_hot_guest_that_no_host_can_take_is_fenced_in_its_own_domain_then_merged_back():
+    steps = 60
+    cpu = np.full((4, steps), 0.3)
+    cpu[:3, 12:36] = 1.0  # three guests run hot for two hours on a host nobody else can help
+    state = small_fleet(n_hosts=1, guests=((1, 4096.0),) * 4, cores=8, arrived=False)
+    work = DomainWorkload(cpu, None, np.zeros(4, np.int64))
+    result = run(state, work, DomainPresplit(relief=0.4, target=0.3))
+    ok = [e for e in result.events if e.outcome.ok]
+    kinds = [e.action.kind for e in ok]
+    assert "SplitDomain" in kinds and "MergeDomains" in kinds
+    fence = next(e for e in ok if e.action.kind == "MoveGuest")
+    assert "fence" in fence.action.reason and fence.action.carry_mips > 0
+    merge = next(e for e in ok if e.action.kind == "MergeDomains")
+    assert merge.time > fence.time and "as one domain" in merge.action.reason
+    assert result.metrics["cross_host_migrations"] == 0

@@ -21,8 +21,12 @@ Each tick, over a what-if copy of the state (every action goes through
    fabric. Guards: a guest that migrated within ``cooldown_s`` stays; each
    host gets ``nic_budget`` x one tick of migration time per tick; moves
    stop as soon as the domain is back under ``target``.
-4. **Power.** Empty hosts outside patch windows are switched off, keeping
-   ``spare_hosts`` on.
+   When no host can take the guest in time, the guest is fenced in a domain
+   of its own on its host (split, then re-pin with its share), so its peak no
+   longer takes CPU from its neighbours.
+4. **Recombination and power.** A host's split domains are merged once its
+   forecast fits under ``target`` as one domain; empty hosts outside patch
+   windows are switched off, keeping ``spare_hosts`` on.
 
 The forecasts come from outside (``forecasts.recent`` / ``set_upper``,
 see :class:`presplit.sim.forecast_feed.ObservedForecasts`); the policy keeps
@@ -66,6 +70,7 @@ class DomainPresplit:
         plan.patches()
         plan.place()
         plan.balance()
+        plan.recombine_demand()
         plan.power()
         return plan.actions
 
@@ -224,7 +229,8 @@ class _Plan:
             self.try_(PatchDomain(src, reason=f"domain {src} emptied by re-pinning: patch it",
                                   details={"window": (w.start, w.end)}))
 
-    def repin(self, g: int, src: int, sinks: list[int], w) -> bool:
+    def repin(self, g: int, src: int, sinks: list[int], w=None, *, reason: str = "",
+              details: dict | None = None) -> bool:
         """Re-pin g from src into the first sink that takes it, carrying its share of the allotment.
 
         The guest's memory and its CPU (reservation, or forecast with a margin)
@@ -249,10 +255,11 @@ class _Plan:
         carry_cpu = max(0.0, min(want, src_dom.cpu_mips - floor_cpu))
         ram = max(0.0, min(ram, src_dom.mem_mb - floor_mb))
         for dst in sinks:
-            if self.try_(MoveGuest(g, dst, carry_mips=carry_cpu, carry_mb=ram, reason=(
-                    f"empty domain {src} for its patch inside window {w.start:g}-{w.end:g} s: re-pin to "
-                    f"sibling domain {dst} with its share of CPU and memory (no copy, no downtime)"),
-                    details={"window": (w.start, w.end), "carry_mips": carry_cpu, "carry_mb": ram})):
+            why = reason or (f"empty domain {src} for its patch inside window {w.start:g}-{w.end:g} s: re-pin to "
+                             f"sibling domain {dst} with its share of CPU and memory (no copy, no downtime)")
+            numbers = dict(details or {"window": (w.start, w.end)})
+            numbers.update(carry_mips=carry_cpu, carry_mb=ram)
+            if self.try_(MoveGuest(g, dst, carry_mips=carry_cpu, carry_mb=ram, reason=why, details=numbers)):
                 return True
         return False
 
@@ -372,7 +379,50 @@ class _Plan:
                     continue
                 dst = next((x for x in self.other_hosts(h) if self.fits(g, x, self.p.target, headroom=True)), None)
                 if dst is None or not self.migrate(g, dst, why + ": migrate to the best-fitting host", numbers):
+                    self.isolate(d.id, g, siblings, why, numbers)
                     break
+
+    def isolate(self, d: int, g: int, siblings: list[int], why: str, numbers: dict) -> None:
+        """No host can take the guest in time: fence it in a domain of its own on this host.
+
+        The guest whose leaving helps most is the one whose peaks coincide with
+        the domain's; in its own domain (with its share of CPU and memory) its
+        overload no longer takes CPU from the others. The split is undone
+        (``recombine_demand``) when the host's forecast is back under target.
+        """
+        s = self.sim
+        h = int(s.domains[d].host)
+        if h in self.due or len(self.members(d)) < 3:
+            return
+        empty = [x for x in siblings if len(self.members(x)) == 0]
+        if empty:
+            self.repin(g, d, empty[:1], reason=why + ": no host can take it in time; fence it in its own "
+                                                     f"domain {empty[0]}", details=numbers)
+            return
+        if len(s.domains_of(h)) > 1:
+            return
+        cpu = min(1.5 * self.services_mips, s.domains[d].capacity_mips - float(s.reserved[d, 0]))
+        mem = min(1.5 * self.services_mb, s.domains[d].capacity_mb - float(s.reserved[d, 1]))
+        if cpu > self.services_mips and mem > self.services_mb:
+            self.try_(SplitDomain(d, ((cpu, mem),), reason=why + ": no host can take its hottest guest in time; "
+                                  "split off a domain to fence it in (it moves in once the domain is ready)",
+                                  details={**numbers, "guest": g}))
+
+    def recombine_demand(self) -> None:
+        """Merge a host's domains again once its forecast fits under target as one domain."""
+        s = self.sim
+        for h in range(s.n_hosts):
+            doms = s.domains_of(h)
+            if h in self.due or len(doms) < 2 or any(not self.usable(d) for d in doms):
+                continue
+            guests = np.concatenate([self.members(d.id) for d in doms])
+            total = sum(d.capacity_mips for d in doms) + sum(d.overhead_mips for d in doms[1:])
+            up = self.fc.set_upper(guests)
+            if up <= self.p.target * total:
+                ids = tuple(sorted((d.id for d in doms), key=lambda x: -float(s.reserved[x, 1])))
+                self.try_(MergeDomains(ids, reason=f"host {h} forecast {up / total:.0%} fits under "
+                                                   f"{self.p.target:.0%} as one domain: merge its split domains",
+                                       details={"forecast_mips": up, "cap_mips": total, "domains": ids}))
 
     # ------------------------------------------------------------ 4. power
     def power(self) -> None:
