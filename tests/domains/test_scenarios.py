@@ -118,6 +118,6 @@ def test_explain_prints_a_guests_actions(tmp_path):
     path = write(tmp_path, SMALL, trace=planetlab_day(tmp_path))
     result = CliRunner().invoke(cli, ["explain", "--scenario", str(path), "--guest", "vm_000"])
     assert result.exit_code == 0, result.output
-    assert "PlaceGuest" in result.output and "first fit" in result.output
+    assert "PlaceGuest" in result.output and "headroom" in result.output  # presplit is the default
     bad = CliRunner().invoke(cli, ["explain", "--scenario", str(path), "--guest", "nope"])
     assert bad.exit_code == 2 and "no guest 'nope'" in bad.output
