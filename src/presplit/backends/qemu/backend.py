@@ -317,7 +317,10 @@ class QemuBackend:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> QemuBackend:
         sweep_stale_cpu_groups()
-        self.fabric = Fabric(self.spec.hosts, topology="bridge", octet=self.octet, teardown=self.td).create()
+        # own fabric tag (still ``p<pid>-...``, so stale sweeps find it): no clash with another
+        # fabric of this process
+        self.fabric = Fabric(self.spec.hosts, topology="bridge", octet=self.octet, tag=f"{self.tag}-q{self.octet}",
+                             teardown=self.td).create()
         # after the fabric, so it runs before the namespaces go
         self.td.add(f"qemu backend {self.tag}", self.shutdown)
         for h in range(self.state.n_hosts):
