@@ -453,7 +453,9 @@ class QemuBackend:
             s = self.state
             doms = []
             for d in s.domains:
-                row = {"id": d.id, "host": d.host, "state": d.state, "cpu_mips": d.cpu_mips, "mem_mb": d.mem_mb}
+                free = s.free(d.id) if d.live else (0.0, 0.0)
+                row = {"id": d.id, "host": d.host, "state": d.state, "cpu_mips": d.cpu_mips, "mem_mb": d.mem_mb,
+                       "free_mips": float(free[0]), "free_mb": float(free[1])}
                 cg = self.cg.get(d.id)
                 if cg is not None and cg.exists:
                     try:
@@ -472,7 +474,8 @@ class QemuBackend:
                 doms.append(row)
             return {"now": float(s.now), "backend": "qemu",
                     "hosts": [{"id": h, "name": spec.name, "netns": self.fabric.hosts[h].netns if self.fabric else None,
-                               "on": bool(s.host_on[h])} for h, spec in enumerate(s.hosts)],
+                               "on": bool(s.host_on[h]), "ready": s.host_ready(h), "rack": spec.rack}
+                              for h, spec in enumerate(s.hosts)],
                     "domains": doms, "guests": self.guest_report(),
                     "migrations": [m.__dict__ for m in self.migrations],
                     "counts": dict(self.counts)}
@@ -802,7 +805,7 @@ def load_world_spec(path: str | Path) -> QemuWorldSpec:
     import yaml
 
     data = yaml.safe_load(Path(path).read_text()) or {}
-    real = data.get("qemu", data)
+    real = data.get("_qemu", data.get("qemu", data))
     guests = []
     for i, g in enumerate(real.get("guests", [])):
         wl = g.get("workload", "idle")
@@ -828,7 +831,7 @@ def load_world_spec(path: str | Path) -> QemuWorldSpec:
 
 def factory(scenario=None, profile=None, *, spec: QemuWorldSpec | None = None, place: bool = True,
             **kw) -> QemuBackend:
-    """What ``presplit run --backend qemu`` builds: the world of ``scenario``'s ``qemu:`` section
+    """What ``presplit run --backend qemu`` builds: the world of ``scenario``'s ``_qemu:`` section
     (a file path or a loaded scenario with a ``path``), else :func:`small_world`; guests placed
     round-robin over the hosts. Stopped at interpreter exit."""
     import atexit
@@ -851,7 +854,8 @@ def _has_qemu_section(path) -> bool:
     try:
         import yaml
 
-        return "qemu" in (yaml.safe_load(Path(path).read_text()) or {})
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return "_qemu" in data or "qemu" in data
     except (OSError, ValueError):
         return False
 
