@@ -31,6 +31,7 @@ def _register() -> None:
     from presplit.cli.explain_cmd import explain; cli.add_command(explain)  # noqa: E702
     from presplit.cli.run_cmd import run; cli.add_command(run)  # noqa: E702
     from presplit.cli.state_cmd import state; cli.add_command(state)  # noqa: E702
+    from presplit.cli.serve_cmd import serve; cli.add_command(serve)  # noqa: E702
     from presplit.cli.demo_cmd import demo; cli.add_command(demo)  # noqa: E702
 
 

@@ -1,0 +1,116 @@
+"""Mutations: launch a guest, add a maintenance window, change the profile, approve/reject/cancel a plan.
+
+Every route here needs the bearer token (checked before the body is read:
+401 and nothing changes). The change itself runs on the control loop's
+thread between two ticks; the response comes when it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+
+from presplit.service import ops
+from presplit.service import schemas as S
+from presplit.service.auth import read_access, require_token
+from presplit.service.routes.common import ERRORS, WRITE_ERRORS, json_bytes, plan_model, plan_row, runner_of, wait
+
+router = APIRouter(prefix="/api", tags=["control"])
+writes = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(require_token)], responses=WRITE_ERRORS)
+
+
+@writes.post("/guests", response_model=S.Guest, status_code=202,
+             summary="Launch a guest: it arrives pending and the policy places it at the next tick")
+async def launch_guest(request: Request, body: S.LaunchGuest):
+    runner = runner_of(request)
+    index = await wait(runner.submit(lambda: ops.launch_guest(runner, body)))
+    snap = runner.snapshot
+    return json_bytes(snap.guests[index].model_dump_json().encode(), 202)
+
+
+@writes.post("/windows", response_model=S.Window, status_code=201, summary="Add a maintenance (patch) window")
+async def add_window(request: Request, body: S.AddWindow):
+    runner = runner_of(request)
+    return await wait(runner.submit(lambda: ops.add_window(runner, body)))
+
+
+@router.get("/profile", response_model=S.Profile, dependencies=[Depends(read_access)],
+            responses={401: {"model": S.Error, "description": "A token is needed for reads from this address"},
+                       503: {"model": S.Error, "description": "The control loop is not running"}},
+            summary="The running profile: policies with their arguments, caps, tick")
+async def get_profile(request: Request):
+    runner = runner_of(request)
+    if runner.profile is None or runner.loop is None:
+        raise HTTPException(503, "the control loop is not running")
+    return ops.profile_view(runner.profile, runner.loop.interval)
+
+
+@writes.put("/profile", response_model=S.Profile,
+            summary="Switch the profile between two ticks (validated first: a bad profile changes nothing)")
+async def put_profile(request: Request, body: S.ProfileIn):
+    from presplit.control.profile import ProfileError, build_policies, parse_profile
+    from presplit.service.routes.common import invalid
+
+    runner = runner_of(request)
+    data = body.model_dump(exclude_none=True)
+    try:
+        profile = parse_profile(data, "request body")
+        build_policies(profile, runner.kind)
+    except ProfileError as exc:
+        loc = ("body", *[int(p) if p.isdigit() else p for p in
+                         exc.key.replace("[", ".").replace("]", "").split(".") if p]) if exc.key else ("body",)
+        raise invalid(loc, str(exc)) from None
+    return await wait(runner.submit(lambda: ops.set_profile(runner, profile)))
+
+
+async def _plan_after(request: Request, plan_id: int) -> S.Plan:
+    row = await asyncio.to_thread(plan_row, runner_of(request).reader, plan_id)
+    if row is None:
+        raise HTTPException(404, f"no plan {plan_id}")
+    return plan_model(row)
+
+
+def _check_id(plan_id: int) -> None:
+    if not -2**62 < plan_id < 2**62:
+        raise HTTPException(404, f"no plan {plan_id}")
+
+
+@writes.post("/plans/{plan_id}/approve", response_model=S.Plan, responses=ERRORS,
+             summary="Approve a recommended plan (dry-run mode): the applier runs it now")
+async def approve(request: Request, plan_id: int, body: S.Decision | None = Body(None)):
+    _check_id(plan_id)
+    runner = runner_of(request)
+    note = body.note if body else None
+    await wait(runner.submit(lambda: ops.approve(runner, plan_id, note)), timeout=300)
+    return await _plan_after(request, plan_id)
+
+
+@writes.post("/plans/{plan_id}/reject", response_model=S.Plan, responses=ERRORS,
+             summary="Reject a recommended plan: its actions are cancelled, nothing runs")
+async def reject(request: Request, plan_id: int, body: S.Decision | None = Body(None)):
+    _check_id(plan_id)
+    runner = runner_of(request)
+    note = body.note if body else None
+    await wait(runner.submit(lambda: ops.close_recommended(runner, plan_id, note, status="rejected")))
+    return await _plan_after(request, plan_id)
+
+
+@writes.post("/plans/{plan_id}/cancel", response_model=S.Plan, responses=ERRORS,
+             summary="Cancel a plan: the running action finishes, the rest are cancelled")
+async def cancel(request: Request, plan_id: int, body: S.Decision | None = Body(None)):
+    _check_id(plan_id)
+    runner = runner_of(request)
+    note = body.note if body else None
+    loop = runner.loop
+    if loop is not None and loop.applier.cancel_plan(plan_id):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            plan = await _plan_after(request, plan_id)
+            if plan.status != "running":
+                return plan
+            await asyncio.sleep(0.05)
+        raise HTTPException(503, f"plan {plan_id} is still finishing its running actions")
+    await wait(runner.submit(lambda: ops.cancel_idle(runner, plan_id, note)))
+    return await _plan_after(request, plan_id)

@@ -1,0 +1,522 @@
+"""The control loop in a background thread, paced for people, with a door for operator commands.
+
+:class:`Runner` owns one thread. It takes the journal's lease, opens the
+world (the simulated world in its own store, or a registered real backend),
+and runs :class:`ServiceLoop` -- the ordinary :class:`ControlLoop` -- on a
+:class:`PacedClock`: simulated time that advances at ``pace_s`` wall seconds
+per tick, so the dashboard shows motion (``pace_s=0``: as fast as it goes).
+
+Everything that touches the world runs on that thread (the world's SQLite
+connection is the thread's). Operator commands -- launch a guest, add a
+window, swap the profile, approve, reject or cancel a plan -- are queued with
+:meth:`Runner.submit` and run *between two ticks* (while the clock waits for
+the next one), never in the middle of a plan; the caller gets a
+:class:`concurrent.futures.Future`. Cancelling the plan being applied is the
+one exception: it goes straight to the applier (:meth:`ServiceApplier.cancel_plan`).
+
+After every tick and every command the thread builds a new
+:class:`~presplit.service.views.Snapshot` (what the read endpoints serve),
+records a history frame for the charts, folds newly finished actions into the
+timeline and the metrics, and publishes a live event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from presplit.apply.applier import Applier
+from presplit.control.clock import SimClock
+from presplit.control.loop import ControlLoop
+from presplit.service import schemas as S
+from presplit.service.views import History, Snapshot, build_snapshot, forecasts_of
+
+log = logging.getLogger("presplit.service")
+
+GUEST_KINDS = ("PlaceGuest", "MoveGuest", "MigrateGuest")
+TERMINAL = {"succeeded", "failed", "reverted", "revert_failed", "skipped", "cancelled"}
+
+
+class ServiceError(Exception):
+    """A command the world or the journal refuses; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, status: int, message: str, loc: tuple = ()) -> None:
+        super().__init__(message)
+        self.status, self.message, self.loc = status, message, loc
+
+
+# ------------------------------------------------------------------ clock, feed, applier, loop
+class PacedClock(SimClock):
+    """Simulated time, waiting ``pace_s`` wall seconds per ``interval_s`` simulated; runs ``idle`` while waiting
+    between ticks. A stop request makes every wait instant (time still advances, so a plan in flight can end)."""
+
+    def __init__(self, start: float, *, pace_s: float, interval_s: float, stop: threading.Event,
+                 wake: threading.Event, idle=None) -> None:
+        super().__init__(start)
+        self.pace_s, self.interval_s = pace_s, interval_s
+        self.stop, self.wake, self.idle = stop, wake, idle
+        self.between_ticks = True
+
+    def sleep_until(self, t: float) -> None:
+        if t < self._now:
+            return
+        if self.pace_s > 0 and self.interval_s > 0:
+            deadline = time.monotonic() + (t - self._now) * self.pace_s / self.interval_s
+            while not self.stop.is_set():
+                if self.between_ticks and self.idle is not None:
+                    self.idle()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.wake.wait(min(left, 0.25))
+                self.wake.clear()
+        elif self.between_ticks and self.idle is not None:
+            self.idle()
+        super().sleep_until(t)
+
+
+class GrowingFeed:
+    """ObservedForecasts that follows the fleet as guests are launched."""
+
+    def __init__(self) -> None:
+        self.feed = None
+
+    def __call__(self, state):
+        from presplit.sim.forecast_feed import ObservedForecasts
+
+        if self.feed is None:
+            self.feed = ObservedForecasts(state.n_guests)
+        elif self.feed.series.shape[0] < state.n_guests:
+            grow = state.n_guests - self.feed.series.shape[0]
+            self.feed.series = np.vstack([self.feed.series, np.zeros((grow, self.feed.series.shape[1]))])
+        return self.feed(0, state)
+
+
+class ServiceApplier(Applier):
+    def __init__(self, *a, stopping: threading.Event, on_done=None, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.stopping, self.on_done = stopping, on_done
+        self.current: int | None = None
+        self._lock = threading.Lock()
+        self.busy_s = 0.0
+
+    def run(self, plan_id: int):
+        with self._lock:
+            self.current = plan_id
+        t0, s0 = time.perf_counter(), self.clock.now()
+        try:
+            result = super().run(plan_id)
+        finally:
+            with self._lock:
+                self.current = None
+                if not self.stopping.is_set():
+                    self._cancel.clear()
+            wall = time.perf_counter() - t0
+            self.busy_s += wall
+        if self.on_done is not None:
+            self.on_done(plan_id, result.status, wall, self.clock.now() - s0)
+        return result
+
+    def cancel_plan(self, plan_id: int) -> bool:
+        with self._lock:
+            if self.current != plan_id:
+                return False
+            self._cancel.set()
+            return True
+
+
+class ServiceLoop(ControlLoop):
+    def __init__(self, *a, runner: "Runner", **kw) -> None:
+        super().__init__(*a, **kw)
+        self.runner = runner
+        self.applier = ServiceApplier(self.backend, self.journal, self.clock, stopping=self.stopping,
+                                      on_done=runner.plan_done)
+
+    def tick(self, t: float, report) -> None:
+        clock = self.clock
+        if hasattr(clock, "between_ticks"):
+            clock.between_ticks = False
+        self.runner.drain()
+        busy0 = self.applier.busy_s
+        t0 = time.perf_counter()
+        try:
+            super().tick(t, report)
+        finally:
+            own = time.perf_counter() - t0 - (self.applier.busy_s - busy0)
+            self.runner.tick_done(t, report, own)
+            if hasattr(clock, "between_ticks"):
+                clock.between_ticks = True
+
+
+# ------------------------------------------------------------------ the runner
+@dataclass
+class ServiceConfig:
+    db: str
+    backend: str = "sim"
+    scenario: str | None = None          # None: the demo fleet (presplit.service.demo)
+    world: str | None = None
+    trace: str | None = None
+    profile_path: str | None = None
+    dry_run: bool = False
+    interval_s: float | None = None
+    until_s: float | None = None
+    pace_s: float = 0.5                  # wall seconds per tick (simulated backend)
+    history: int = 288
+    timeline: int = 500
+    state_dir: str | None = None         # where the demo scenario is written (default: beside the world)
+    extra: dict = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, cfg: ServiceConfig, *, metrics=None, hub=None) -> None:
+        from presplit.apply.journal import Journal
+
+        self.cfg = cfg
+        self.metrics, self.hub = metrics, hub
+        self.reader = Journal(cfg.db)  # the API's own connections (reads, and decisions on plans)
+        self.commands: queue.Queue = queue.Queue()
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+        self.ready = threading.Event()
+        self.error: str | None = None
+        self.snapshot: Snapshot | None = None
+        self.history = History(cfg.history)
+        self.timeline: OrderedDict[tuple[int, int], S.TimelineEntry] = OrderedDict()
+        self.moves: dict[int, dict[tuple[int, int], S.Move]] = {}
+        self.counted: set[tuple[int, int]] = set()
+        self.counted_plans: set[tuple[int, str]] = set()
+        self.last_plan = 0
+        self.ticks = 0
+        self.seq = 0
+        self.running = False
+        self.leader = False
+        self.loop: ServiceLoop | None = None
+        self.world = None
+        self.profile = None
+        self.kind = "domains"
+        self.feed = GrowingFeed()
+        self.route_cache: dict = {}
+        self._draining = False
+        self.thread = threading.Thread(target=self._main, name="presplit-loop", daemon=True)
+        self.lock = threading.Lock()
+
+    # ------------------------------------------------------------ life
+    def start(self, timeout: float = 60.0) -> None:
+        self.thread.start()
+        if not self.ready.wait(timeout):
+            raise RuntimeError("the control loop did not start in time")
+        if self.error:
+            raise RuntimeError(self.error)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopped.set()
+        if self.loop is not None:
+            self.loop.stop()
+        self.wake.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+        self.reader.close()
+
+    def _main(self) -> None:
+        from presplit.apply.journal import Journal
+        from presplit.apply.lease import lease_for, wait_for_lease
+
+        cfg = self.cfg
+        journal = lease = None
+        try:
+            journal = Journal(cfg.db, controller=f"{socket.gethostname()}:{os.getpid()}:serve")
+            lease = lease_for(journal)
+            self.ready.set()  # the API serves (an empty fleet) while a standby waits for the lease
+            wait_for_lease(lease, stop=self.stopped)
+            if self.stopped.is_set():
+                return
+            self.leader = True
+            journal.set_meta("leader", {"controller": journal.controller, "since": time.time()})
+            self._build_loop(journal)
+            self.running = True
+            self.refresh()
+            self.loop.run()
+        except Exception as exc:  # reported by /api/status; the API keeps serving what it has
+            log.exception("control loop failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.ready.set()
+        finally:
+            self.running = False
+            try:
+                self.refresh()
+            except Exception:
+                pass
+        try:
+            while not self.stopped.is_set():  # the loop ended (--until): commands still work
+                self.drain()
+                self.wake.wait(0.25)
+                self.wake.clear()
+        finally:
+            self._fail_pending("the service is shutting down")
+            if lease is not None:
+                lease.release()
+            if self.world is not None and hasattr(self.world, "close"):
+                self.world.close()
+            if journal is not None:
+                journal.close()
+
+    def _build_loop(self, journal) -> None:
+        from presplit.backends.base import backend_factory
+        from presplit.control.clock import WallClock
+        from presplit.control.profile import build_policies, default_profile, load_profile
+
+        cfg = self.cfg
+        scen = None
+        if cfg.backend == "sim":
+            scen = self._scenario()
+        profile = load_profile(cfg.profile_path) if cfg.profile_path else default_profile(self.kind)
+        policies = build_policies(profile, self.kind)
+        if cfg.backend == "qemu":
+            backend = backend_factory("qemu")(scenario=scen, profile=profile)
+            clock = WallClock(stop=self.stopped)
+            tick = cfg.interval_s or profile.interval_s or backend.capabilities().interval_s
+        else:
+            from presplit.service.world import open_world
+
+            backend = open_world(self._world_path(), scen, cfg.trace)
+            tick = cfg.interval_s or profile.interval_s or backend.capabilities().interval_s
+            clock = PacedClock(backend.observe().now, pace_s=cfg.pace_s, interval_s=tick, stop=self.stopped,
+                               wake=self.wake, idle=self.drain)
+        self.world, self.profile = backend, profile
+        until = cfg.until_s
+        if cfg.backend == "qemu" and until is not None:
+            until = clock.now() + until
+        self.loop = ServiceLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until,
+                                dry_run=cfg.dry_run, source=profile.label, forecaster=self._forecaster,
+                                runner=self)
+        self._ingest_plans(initial=True)
+
+    def _scenario(self):
+        from presplit.scenarios import load_scenario
+
+        name = self.cfg.scenario
+        if name is None:
+            from presplit.service.demo import demo_scenario
+
+            folder = Path(self.cfg.state_dir) if self.cfg.state_dir else self._world_path().parent
+            folder.mkdir(parents=True, exist_ok=True)
+            name = str(demo_scenario(folder / "presplit-demo"))
+        scen = load_scenario(name)
+        if scen.engine == "cloudsim":
+            raise ValueError(f"scenario {name!r} runs on the CloudSim engine; presplit serve needs a domain scenario")
+        return scen
+
+    def _world_path(self) -> Path:
+        if self.cfg.world:
+            return Path(self.cfg.world)
+        from presplit.cli.run_cmd import _world_path
+
+        return _world_path(self.cfg.db, None)
+
+    def _forecaster(self, state, now):
+        feed = self.feed(state)
+        return feed if any(getattr(p, "needs_forecasts", False) for p in self.loop.policies) else None
+
+    # ------------------------------------------------------------ commands
+    def submit(self, fn) -> Future:
+        """Run ``fn()`` on the loop's thread between two ticks; the Future holds its result."""
+        fut: Future = Future()
+        if self.stopped.is_set() or not self.thread.is_alive():
+            fut.set_exception(ServiceError(503, "the control loop is not running"))
+            return fut
+        self.commands.put((fn, fut))
+        self.wake.set()
+        return fut
+
+    def drain(self) -> None:
+        """Run the queued commands (on the loop's thread), refresh the snapshot, then answer the callers."""
+        if self._draining:
+            return
+        clock = self.loop.clock if self.loop is not None else None
+        between = getattr(clock, "between_ticks", None)
+        done = []
+        self._draining = True
+        try:
+            if between is not None:
+                clock.between_ticks = False  # a command that waits on the clock must not run commands itself
+            while True:
+                try:
+                    fn, fut = self.commands.get_nowait()
+                except queue.Empty:
+                    break
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    done.append((fut, fn(), None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    done.append((fut, None, exc))
+            if done:
+                try:
+                    self.refresh()
+                except Exception:
+                    log.exception("refresh after a command failed")
+        finally:
+            self._draining = False
+            if between is not None:
+                clock.between_ticks = between
+            for fut, result, exc in done:
+                if exc is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(exc)
+
+    def _fail_pending(self, why: str) -> None:
+        while True:
+            try:
+                _, fut = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(ServiceError(503, why))
+
+    # ------------------------------------------------------------ after ticks and plans
+    def tick_done(self, t: float, report, own_s: float) -> None:
+        self.ticks = report.ticks
+        if self.metrics is not None:
+            self.metrics.loop_duration.observe(max(own_s, 0.0))
+            self.metrics.ticks.inc()
+        self.refresh(tick=t)
+
+    def plan_done(self, plan_id: int, status: str, wall_s: float, sim_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.plan_duration.labels(status).observe(wall_s)
+            self.metrics.plan_sim_duration.labels(status).observe(max(sim_s, 0.0))
+
+    def refresh(self, tick: float | None = None) -> None:
+        """New snapshot, history frame, timeline and metrics; one live event."""
+        if self.world is None:
+            return
+        state = self.world.observe()
+        if self.feed.feed is None:
+            self.feed(state)
+        fc = forecasts_of(state, self.feed.feed)
+        self.seq += 1
+        snap = build_snapshot(self.seq, state, fc, self.status(state), self.route_cache)
+        self.snapshot = snap
+        if tick is not None:
+            prev, _ = self.history.last_two()
+            self.history.record(float(state.now), snap)
+            self._score(prev, snap)
+        new = self._ingest_plans()
+        if self.hub is not None:
+            if new:
+                self.hub.publish("actions", [e.model_dump() for e in new])
+            self.hub.publish("tick", {"seq": snap.seq, "now": snap.status.now, "last_tick": snap.status.last_tick,
+                                      "ticks": self.ticks})
+
+    def status(self, state=None) -> S.Status:
+        counts: dict[str, int] = {}
+        now = None
+        if state is not None:
+            from presplit.model.domains import GUEST_STATES
+
+            now = float(state.now)
+            counts = {"hosts": state.n_hosts, "hosts_on": int(np.sum(state.host_on)),
+                      "domains": int(state.domain_arrays["live"].sum()), "guests": state.n_guests}
+            st = np.bincount(state.guest_status.astype(np.int64), minlength=len(GUEST_STATES))
+            for name, n in zip(GUEST_STATES, st):
+                counts[f"guests_{name}"] = int(n)
+        loop = self.loop
+        pace = self.cfg.pace_s if self.cfg.backend == "sim" else None
+        last = self.reader.get_meta("last_tick") if state is not None else None
+        return S.Status(backend=self.cfg.backend, running=self.running, leader=self.leader, dry_run=self.cfg.dry_run,
+                        now=now, last_tick=last, ticks=self.ticks,
+                        interval_s=float(loop.interval) if loop else 0.0, pace_s=pace,
+                        profile=self.profile.label if self.profile else "", counts=counts, last_error=self.error)
+
+    def _score(self, prev, snap: Snapshot) -> None:
+        """Forecast error: this tick's loads against the forecasts of the tick before."""
+        if self.metrics is None or prev is None:
+            return
+        for level, rows in (("domain", [(d.id, d.demand_mips, d.capacity_mips) for d in snap.domains]),
+                            ("host", [(h.id, h.demand_mips, h.cpu_mips) for h in snap.hosts if h.on])):
+            errors, covered = [], []
+            for key, load, cap in rows:
+                if level == "domain":
+                    before = prev.domain.get(key)
+                elif key < prev.host.shape[1]:
+                    before = prev.host[:, key]
+                else:
+                    before = None
+                if before is None or cap <= 0 or (load == 0 and before[3] == 0):
+                    continue
+                errors.append(abs(load - before[3]) / cap)
+                covered.append(load <= before[4] + 1e-9)
+            self.metrics.forecast_scored(level, errors, covered)
+
+    # ------------------------------------------------------------ the journal into the timeline
+    def _ingest_plans(self, initial: bool = False) -> list[S.TimelineEntry]:
+        plans = self.reader.plans(50 if initial else 20)
+        new = [p for p in reversed(plans) if p["id"] > self.last_plan]
+        out = []
+        for p in new:
+            out.extend(self._ingest(p, count=not initial))
+            self.last_plan = max(self.last_plan, p["id"])
+        return out
+
+    def refresh_plan(self, plan_id: int) -> None:
+        from presplit.service.routes.common import plan_row
+
+        row = plan_row(self.reader, plan_id)
+        if row is not None:
+            new = self._ingest(row, count=True)
+            if new and self.hub is not None:
+                self.hub.publish("actions", [e.model_dump() for e in new])
+
+    def _ingest(self, plan: dict, *, count: bool) -> list[S.TimelineEntry]:
+        from presplit.service.routes.common import action_entry
+
+        state = self.world.observe() if self.world is not None else None
+        out = []
+        if count and self.metrics is not None and (plan["id"], plan["status"]) not in self.counted_plans \
+                and plan["status"] != "running":
+            self.counted_plans.add((plan["id"], plan["status"]))
+            self.metrics.plans.labels(plan["status"]).inc()
+        for row in self.reader.actions_of(plan["id"]):
+            entry = action_entry(row, plan["tick"], state)
+            key = (entry.plan_id, entry.idx)
+            old = self.timeline.get(key)
+            if old is not None and old.status == entry.status:
+                continue
+            with self.lock:
+                self.timeline[key] = entry
+                while len(self.timeline) > self.cfg.timeline:
+                    self.timeline.popitem(last=False)
+            out.append(entry)
+            if count and self.metrics is not None and entry.status in TERMINAL and key not in self.counted:
+                self.counted.add(key)
+                self.metrics.action_finished(entry.kind, entry.status)
+            g = row["action"]["args"].get("guest")
+            if entry.kind in GUEST_KINDS and isinstance(g, int):
+                self.moves.setdefault(g, {})[key] = S.Move(
+                    plan_id=entry.plan_id, idx=entry.idx, t=entry.t, kind=entry.kind, from_domain=entry.from_domain,
+                    to_domain=entry.to_domain, status=entry.status, reason=entry.reason, details=entry.details)
+        return out
+
+    def recent_timeline(self, limit: int, kinds: set[str] | None = None) -> list[S.TimelineEntry]:
+        with self.lock:
+            items = list(self.timeline.values())
+        items.sort(key=lambda e: (e.t, e.plan_id, e.idx), reverse=True)
+        if kinds:
+            items = [e for e in items if e.kind in kinds]
+        return items[:limit]
+
+    def moves_of(self, guest: int) -> list[S.Move]:
+        with self.lock:
+            items = list(self.moves.get(guest, {}).values())
+        return sorted(items, key=lambda m: (m.t, m.plan_id, m.idx))

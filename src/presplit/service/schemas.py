@@ -1,0 +1,293 @@
+"""What the API takes and returns (pydantic v2): the OpenAPI document is generated from these.
+
+Times ``t``/``now``/``tick`` are simulated seconds since the world's start
+(wall-clock seconds on real hosts); ``created_at``/``at`` are Unix times. CPU
+is in MIPS, memory in MB. Forecasts are for the next control tick: ``p05``
+and ``p50`` are window quantiles of the observed demand, ``p95`` is the upper
+outlook the ``presplit`` policy acts on (a quantile plus the short-term trend;
+for a domain or a host, of its guests' *summed* series, so guests that peak
+together count together).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Number = float
+
+
+class Error(BaseModel):
+    detail: str = Field(description="What went wrong, in one sentence.")
+
+
+class Quantiles(BaseModel):
+    p05: Number
+    p50: Number
+    p95: Number
+
+
+class Window(BaseModel):
+    host: int
+    host_name: str
+    start: Number
+    end: Number
+    patch_duration_s: Number
+    rule: str
+    state: Literal["upcoming", "open", "past"]
+
+
+class Host(BaseModel):
+    id: int
+    name: str
+    rack: str
+    on: bool
+    ready: bool
+    cpu_mips: Number
+    mem_mb: Number
+    demand_mips: Number
+    utilisation: Number = Field(description="CPU demand / CPU of the host.")
+    mem_reserved_mb: Number
+    forecast_mips: Quantiles
+    forecast_utilisation: Quantiles
+    domains: list[int]
+    guests: int
+    window: Window | None = Field(None, description="The patch window open now or next, if any.")
+
+
+class Domain(BaseModel):
+    id: int
+    host: int
+    state: str
+    cpu_mips: Number = Field(description="Allotment (services included).")
+    mem_mb: Number
+    capacity_mips: Number = Field(description="Allotment minus the services' overhead: what guests may reserve.")
+    capacity_mb: Number
+    free_mips: Number
+    free_mb: Number
+    services: list[str]
+    ready_at: Number
+    patch_started: Number | None
+    patch_until: Number | None
+    demand_mips: Number
+    utilisation: Number = Field(description="CPU demand / capacity.")
+    forecast_mips: Quantiles
+    forecast_utilisation: Quantiles
+    guests: list[str]
+
+
+class Guest(BaseModel):
+    id: str
+    index: int
+    status: str
+    domain: int | None
+    host: int | None
+    dest_domain: int | None = Field(description="Destination of a migration in flight.")
+    vcpus: int
+    mips: Number
+    reserve_mips: Number
+    ram_mb: Number
+    demand_mips: Number
+    utilisation: Number = Field(description="CPU demand / the guest's size.")
+    forecast_mips: Quantiles
+
+
+class Move(BaseModel):
+    plan_id: int
+    idx: int
+    t: Number = Field(description="The tick whose plan made the move.")
+    kind: str
+    from_domain: int | None
+    to_domain: int | None
+    status: str
+    reason: str
+    details: dict[str, Any]
+
+
+class GuestDetail(Guest):
+    moves: list[Move] = Field(description="Placement, re-pins and live migrations, oldest first, with reasons.")
+
+
+class Node(BaseModel):
+    id: str
+    kind: Literal["host", "switch"]
+    host: int | None
+    rack: str | None
+
+
+class Link(BaseModel):
+    a: str
+    b: str
+    gbit: Number
+    latency_ms: Number
+    migrations: int = Field(description="Live migrations in flight over this link now.")
+
+
+class Fabric(BaseModel):
+    nodes: list[Node]
+    links: list[Link]
+
+
+class Status(BaseModel):
+    backend: str
+    running: bool = Field(description="The control loop is ticking.")
+    leader: bool = Field(description="This controller holds the journal's lease.")
+    dry_run: bool
+    now: Number | None
+    last_tick: Number | None
+    ticks: int
+    interval_s: Number
+    pace_s: Number | None = Field(description="Wall seconds per tick (simulated backend).")
+    profile: str
+    counts: dict[str, int] = Field(description="hosts, hosts_on, domains, guests and guests per status.")
+    last_error: Any = None
+
+
+class Fleet(BaseModel):
+    status: Status
+    hosts: list[Host]
+    domains: list[Domain]
+    guests: list[Guest]
+
+
+class Plan(BaseModel):
+    id: int
+    tick: Number
+    status: str
+    dry_run: bool
+    source: str | None
+    controller: str | None
+    created_at: Number | None
+    finished_at: Number | None
+    limits: dict[str, Any] | None
+    summary: Any = None
+    actions: dict[str, int] = Field(description="Actions per status.")
+
+
+class Action(BaseModel):
+    plan_id: int
+    idx: int
+    kind: str
+    args: dict[str, Any]
+    reason: str
+    details: dict[str, Any]
+    deps: list[int]
+    hosts: list[Any]
+    status: str
+    error: str | None
+    before: dict[str, Any] | None
+    started_at: Number | None
+    finished_at: Number | None
+
+
+class PlanDetail(Plan):
+    action_list: list[Action]
+
+
+class Event(BaseModel):
+    id: int
+    plan_id: int | None
+    idx: int | None
+    event: str
+    at: Number | None
+    t: Number | None
+    detail: str | None
+
+
+class TimelineEntry(BaseModel):
+    plan_id: int
+    idx: int
+    t: Number
+    kind: str
+    guest: str | None
+    from_domain: int | None
+    to_domain: int | None
+    hosts: list[int]
+    status: str
+    reason: str
+    details: dict[str, Any]
+
+
+class SeriesPoint(BaseModel):
+    t: Number
+    load: Number
+    capacity: Number
+    forecast: Quantiles | None = Field(description="What was forecast for this tick one tick earlier.")
+
+
+class Series(BaseModel):
+    kind: Literal["host", "domain", "guest"]
+    id: str
+    points: list[SeriesPoint]
+    next: Quantiles | None = Field(description="The forecast for the next tick.")
+    next_t: Number | None
+
+
+# ------------------------------------------------------------------ input
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LaunchGuest(Strict):
+    """A guest to launch: it arrives pending and the running policy places it at the next tick."""
+
+    id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                           description="Unique guest id (default: api-<n>).")
+    vcpus: int = Field(2, ge=1, le=256)
+    mips_per_vcpu: float | None = Field(None, gt=0, le=1e6, description="Default: the first host's MIPS per core.")
+    ram_mb: float = Field(4096, gt=0, le=1e8)
+    reserve_mips: float | None = Field(None, gt=0, le=1e9,
+                                       description="CPU the placement books (default: size / the fleet's overcommit).")
+    cpu_util: list[float] | float = Field(0.5, description="Demand as a share of the guest's size: one value, or "
+                                                           "a series per workload step (repeated).")
+    dirty_rate_mbps: float = Field(100.0, ge=0, le=1e6)
+
+    @field_validator("cpu_util")
+    @classmethod
+    def _util(cls, v):
+        values = v if isinstance(v, list) else [v]
+        if not values:
+            raise ValueError("give at least one value")
+        if len(values) > 100_000:
+            raise ValueError(f"{len(values)} values is too many (at most 100000)")
+        for i, x in enumerate(values):
+            if not 0.0 <= x <= 1.0:
+                raise ValueError(f"value {i} is {x!r}; expected a share between 0 and 1")
+        return v
+
+
+class AddWindow(Strict):
+    """A maintenance (patch) window for one host, in simulated seconds."""
+
+    host: int | str = Field(description="Host index or name.")
+    start: float | None = Field(None, ge=0, le=1e12, description="Absolute start (seconds since the world's start).")
+    start_in: str | float | None = Field(None, description="Or: start this long from now, e.g. '15m' or seconds.")
+    duration: str | float = Field("2h", description="Window length, e.g. '2h' or seconds.")
+    patch_duration: str | float | None = Field(None, description="Patch time per domain (default: the scenario's).")
+    rule: str = Field("api", max_length=200)
+
+
+class PolicyIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileIn(Strict):
+    """The profile a running controller switches to between two ticks (same shape as the YAML file)."""
+
+    policies: list[PolicyIn] = Field(min_length=1, max_length=20)
+    caps: dict[str, int | None] = Field(default_factory=dict, description="per_host, per_link, total")
+    interval: str | float | None = Field(None, description="The control tick, e.g. '5m' or seconds.")
+
+
+class Profile(BaseModel):
+    policies: list[PolicyIn]
+    caps: dict[str, int | None]
+    interval_s: Number
+    label: str
+    source: str
+
+
+class Decision(Strict):
+    note: str | None = Field(None, max_length=500, description="Why (journaled with the decision).")
