@@ -26,7 +26,13 @@ from presplit.backends.base import ALL_KINDS, Backend
 from presplit.backends.qemu.backend import GuestSpec, QemuWorldSpec, build_state
 from presplit.model.domains import DOWN, RUNNING
 from presplit.plan.actions import (
-    MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, ResizeDomain, SplitDomain,
+    MergeDomains,
+    MigrateGuest,
+    MoveGuest,
+    PatchDomain,
+    PlaceGuest,
+    ResizeDomain,
+    SplitDomain,
 )
 from presplit.plan.invariants import violations
 
@@ -86,7 +92,12 @@ def world(request, tmp_path_factory):
     request.getfixturevalue("stale_swept")  # sets up the guest image, sweeps dead runs' leftovers
     from presplit.backends.qemu.backend import QemuBackend, cpu_group_dirs
     from presplit.backends.qemu.cgroups import host_dirs
-    from presplit.backends.qemu.cleanup import Teardown, find_qemu_processes, list_namespaces, run_tag
+    from presplit.backends.qemu.cleanup import (
+        Teardown,
+        find_qemu_processes,
+        list_namespaces,
+        run_tag,
+    )
 
     with Teardown(handle_signals=False) as td:
         backend = QemuBackend(SPEC, teardown=td, image=request.getfixturevalue("image"), octet=81)
@@ -157,7 +168,7 @@ def test_refusals_leave_state_unchanged(world):
 
 
 def test_split_and_resize(world):
-    r, s, _ = world.do(SplitDomain(0, ((1000.0, 1024.0),), reason="contract"))
+    _r, s, _ = world.do(SplitDomain(0, ((1000.0, 1024.0),), reason="contract"))
     assert len(s.domains) == 3 and s.domains[2].host == 0 and s.domains[2].state == "active"
     assert (s.domains[0].cpu_mips, s.domains[0].mem_mb) == (1000.0, 1024.0)
     if world.real:
@@ -180,7 +191,7 @@ def test_move_within_host_and_revert(world):
     pid = _pid(world, 1) if world.real else None
     beat = b.guests[1].heartbeat.last_counter if world.real else 0
     action = MoveGuest(1, 2, reason="contract")
-    r, s, before = world.do(action)
+    _r, s, before = world.do(action)
     assert int(s.guest_domain[1]) == 2
     if world.real:
         assert _pid(world, 1) == pid, "an intra-host move keeps the process"
@@ -198,7 +209,7 @@ def test_move_within_host_and_revert(world):
 
 
 def test_patch_empty_domain(world):
-    r, s, _ = world.do(PatchDomain(0, 1.0, reason="contract"))
+    _r, s, _ = world.do(PatchDomain(0, 1.0, reason="contract"))
     assert s.domains[0].state == "active" and np.isfinite(s.domains[0].patch_started)
     assert (s.guest_status == RUNNING).all()
 

@@ -53,7 +53,7 @@ def qemu(json_path, hold_s, memory_mib, view_every) -> None:
 
     if os.geteuid() != 0:
         raise click.ClickException("presplit demo qemu needs root (network namespaces and cgroups)")
-    echo = lambda text: click.echo(text, nl=True)  # noqa: E731
+    echo = lambda text: click.echo(text, nl=True)
     try:
         summary = run_demo(json_path=json_path, hold_s=hold_s, memory_mib=memory_mib, view_every_s=view_every,
                            echo=echo)

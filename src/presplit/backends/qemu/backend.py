@@ -77,25 +77,54 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
 from presplit.backends.base import ALL_KINDS, BackendError, Capabilities, Receipt
 from presplit.backends.qemu import cgroups
 from presplit.backends.qemu.cgroups import CgroupDomain, CgroupError, MemoryLimitError
-from presplit.backends.qemu.cleanup import PREFIX, Teardown, _owner_alive, _TAGGED_DIR, run_tag
-from presplit.backends.qemu.guest import GuestConfig, GuestError, QemuGuest, max_gap, merged_beats
+from presplit.backends.qemu.cleanup import (
+    _TAGGED_DIR,
+    PREFIX,
+    Teardown,
+    _owner_alive,
+    run_tag,
+)
+from presplit.backends.qemu.guest import (
+    GuestConfig,
+    GuestError,
+    QemuGuest,
+    max_gap,
+    merged_beats,
+)
 from presplit.backends.qemu.guest_image import Workload
 from presplit.backends.qemu.migration import MIB, MigrationError, live_migrate
 from presplit.backends.qemu.netns import Fabric
 from presplit.model.cluster import ClusterState
-from presplit.model.domains import DOWN, PENDING, RUNNING, DomainModel, Guest, HostSpec, PatchWindowSim
+from presplit.model.domains import (
+    DOWN,
+    PENDING,
+    RUNNING,
+    DomainModel,
+    Guest,
+    HostSpec,
+    PatchWindowSim,
+)
 from presplit.model.fabric import Fabric as ModelFabric
 from presplit.model.fabric import Link
 from presplit.model.hardware import PowerModel
 from presplit.plan import advance, apply_action
 from presplit.plan.actions import (
-    MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain, SplitDomain,
+    MergeDomains,
+    MigrateGuest,
+    MoveGuest,
+    PatchDomain,
+    PlaceGuest,
+    PowerOff,
+    PowerOn,
+    ResizeDomain,
+    SplitDomain,
 )
 
 CFS_PERIOD_US = 100_000
@@ -167,7 +196,7 @@ def cpu_layout(state: ClusterState, host: int, mips_per_core: float) -> dict[int
         n = min(cores, max(1, round(share)))
         cpus = sorted((start + k) % cores for k in range(n))
         start = (start + n) % cores
-        quota = max(1000, int(round(share * CFS_PERIOD_US)))
+        quota = max(1000, round(share * CFS_PERIOD_US))
         out[dom.id] = (",".join(str(c) for c in cpus), quota)
     return out
 
@@ -342,7 +371,7 @@ class QemuBackend:
                 try:
                     guest.stop()
                     guest.remove_workdir()
-                except Exception as exc:  # keep going: one failure must not leak the rest
+                except Exception as exc:  # keep going: one failure must not leak the rest  # noqa: BLE001
                     errors.append(f"guest {g}: {exc}")
             self.guests.clear()
             for d in sorted(self.cg, reverse=True):
@@ -350,13 +379,13 @@ class QemuBackend:
                     try:
                         if group is not None and (not isinstance(group, CgroupDomain) or group.exists):
                             group.remove()
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001
                         errors.append(f"domain {d}: {exc}")
             self._closed = True
             if errors:
                 raise BackendError("; ".join(errors))
 
-    def __enter__(self) -> QemuBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -626,7 +655,7 @@ class QemuBackend:
     # ------------------------------------------------------------------ actions
     def _do_PlaceGuest(self, state, new, a: PlaceGuest):
         g, d = a.guest, a.domain
-        spec, host = self.spec.guests[g], state.domains[d].host
+        _spec, _host = self.spec.guests[g], state.domains[d].host
         old = self.guests.get(g)
         if old is not None and old.alive:
             raise _Refuse(f"guest {g} already has a QEMU process ({old.pid})")

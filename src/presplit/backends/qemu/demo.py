@@ -34,7 +34,13 @@ from pathlib import Path
 
 from presplit.backends.qemu.backend import GuestSpec, QemuBackend, QemuWorldSpec
 from presplit.backends.qemu.guest_image import Workload
-from presplit.plan.actions import MergeDomains, MigrateGuest, MoveGuest, PatchDomain, SplitDomain
+from presplit.plan.actions import (
+    MergeDomains,
+    MigrateGuest,
+    MoveGuest,
+    PatchDomain,
+    SplitDomain,
+)
 
 
 def demo_spec(memory_mib: int = 128) -> QemuWorldSpec:
@@ -91,7 +97,7 @@ class LiveView:
             try:
                 self.backend.observe()
                 self.echo(render(self.backend.summary(), self.backend.now()))
-            except Exception as exc:  # the view must never take the demo down
+            except Exception as exc:  # the view must never take the demo down  # noqa: BLE001
                 self.echo(f"  (view: {exc})")
 
     def stop(self) -> None:
@@ -157,11 +163,11 @@ def demo_summary(backend: QemuBackend, phases: list[dict], wall_s: float) -> dic
 
 def format_summary(s: dict) -> str:
     lines = ["", "=== summary " + "=" * 60,
-             f"splits={s['splits']} intra_host_moves={s['intra_host_moves']} migrations={len(s['migrations'])} "
-             f"patches={s['patches']} merges={s['merges']} accel={s['accel']} wall={s['wall_s']:.1f} s",
+             (f"splits={s['splits']} intra_host_moves={s['intra_host_moves']} migrations={len(s['migrations'])} "
+             f"patches={s['patches']} merges={s['merges']} accel={s['accel']} wall={s['wall_s']:.1f} s"),
              "guest  running  max heartbeat gap  heartbeats  QEMU processes used"]
     for g in s["guests"]:
-        lines.append(f"{g['id']:<6} {str(g['running']):<8} {g['max_heartbeat_gap_s']:>10.3f} s {g['heartbeats']:>10}"
+        lines.append(f"{g['id']:<6} {g['running']!s:<8} {g['max_heartbeat_gap_s']:>10.3f} s {g['heartbeats']:>10}"
                      f" {g['qemu_processes_used']:>10}")
     lines.append("migration            status     total (ms)  downtime (ms)  sent (MB)")
     for m in s["migrations"]:
