@@ -54,6 +54,8 @@ def forecasts_of(state, feed) -> Forecasts:
     if feed is None or feed.samples == 0 or G == 0:
         return Forecasts(np.zeros((3, G)), np.zeros((3, D)), np.zeros((3, H)))
     series = feed.recent()[:G]  # [G, s] newest first
+    if series.shape[0] < G:  # guests launched since the last tick have no history yet
+        series = np.vstack([series, np.zeros((G - series.shape[0], series.shape[1]))])
     params = feed.params
 
     def quantiles(x: np.ndarray) -> np.ndarray:

@@ -50,13 +50,19 @@ async def get_profile(request: Request):
 @writes.put("/profile", response_model=S.Profile,
             summary="Switch the profile between two ticks (validated first: a bad profile changes nothing)")
 async def put_profile(request: Request, body: S.ProfileIn):
-    from presplit.control.profile import ProfileError, build_policies, parse_profile
+    import dataclasses
+
+    from presplit.control.profile import PolicySpec, ProfileError, build_policies, parse_profile
     from presplit.service.routes.common import invalid
 
     runner = runner_of(request)
     data = body.model_dump(exclude_none=True)
     try:
-        profile = parse_profile(data, "request body")
+        # parse_profile checks arguments against a policy's first engine (the CloudSim one for
+        # presplit), so arguments are checked here against this world's kind instead.
+        base = parse_profile({**data, "policies": [{"name": p["name"]} for p in data["policies"]]}, "request body")
+        profile = dataclasses.replace(base, policies=tuple(PolicySpec(p["name"], dict(p.get("args") or {}))
+                                                           for p in data["policies"]))
         build_policies(profile, runner.kind)
     except ProfileError as exc:
         loc = ("body", *[int(p) if p.isdigit() else p for p in
