@@ -14,7 +14,8 @@ from presplit.service import schemas as S
 from presplit.service.runner import ServiceError
 
 ERRORS = {404: {"model": S.Error, "description": "Not found"}}
-WRITE_ERRORS = {401: {"model": S.Error, "description": "Missing or invalid bearer token; nothing was changed"},
+WRITE_ERRORS = {400: {"model": S.Error, "description": "The body is not valid JSON"},
+                401: {"model": S.Error, "description": "Missing or invalid bearer token; nothing was changed"},
                 409: {"model": S.Error, "description": "Conflicts with the state of the fleet or of the plan"},
                 503: {"model": S.Error, "description": "The control loop is not running"}}
 READ_ERRORS = {401: {"model": S.Error, "description": "A token is needed for reads from this address"}}

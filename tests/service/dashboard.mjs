@@ -1,0 +1,52 @@
+// Drive the dashboard in Debian's headless Chromium with playwright-core (no browser download).
+// usage: node dashboard.mjs URL SCREENSHOT.png  -> prints one JSON line with what the page showed.
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
+const { chromium } = require("playwright-core");
+
+const [url, shot] = process.argv.slice(2);
+const dataDir = process.env.PRESPLIT_CHROME_DIR;  // a fresh profile directory per run
+const options = {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1500, height: 1000 },
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+};
+// playwright-core passes --user-data-dir itself: a persistent context on our fresh folder.
+const context = dataDir ? await chromium.launchPersistentContext(dataDir, options)
+                        : await (await chromium.launch(options)).newContext({ viewport: options.viewport });
+const browser = { close: () => context.close() };
+const out = { errors: [] };
+try {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => out.errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") out.errors.push(m.text()); });
+  const external = [];
+  page.on("request", (r) => { if (!r.url().startsWith(new URL(url).origin)) external.push(r.url()); });
+  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.waitForSelector("#fleet .host .domain .guest", { timeout: 30000 });
+  out.initial_migrations = await page.locator("#timeline li.MigrateGuest").count();
+  out.hosts = await page.locator("#fleet .host").count();
+  out.domains = await page.locator("#fleet .domain").count();
+  out.guests = await page.locator("#fleet .guest").count();
+  out.fabric_hosts = await page.locator("#fabric .fab-host").count();
+  out.fabric_links = await page.locator("#fabric .link").count();
+  await page.waitForSelector("#timeline li.MigrateGuest", { timeout: 60000 });
+  out.migration = await page.locator("#timeline li.MigrateGuest").first().innerText();
+  out.live = await page.locator("#live").getAttribute("class");
+  // a domain's chart: click the first domain's header
+  await page.locator("#fleet .domain .dh").first().click();
+  await page.waitForFunction(() => document.querySelector("#chart-title").textContent.startsWith("domain"));
+  await page.waitForSelector("#chart polyline.load", { timeout: 10000 });
+  out.chart_title = await page.locator("#chart-title").innerText();
+  out.chart_band = await page.locator("#chart polygon.band").count();
+  out.clock = await page.locator("#clock").innerText();
+  await page.screenshot({ path: shot, fullPage: true });
+  out.external_requests = external;
+} catch (e) {
+  out.errors.push(String(e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
