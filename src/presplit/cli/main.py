@@ -18,21 +18,33 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    # Imported here so that ``presplit --help`` stays fast and a broken
-    # optional subcommand cannot hide the others' help.
-    from presplit.cli.simulate_cmd import simulate
+# (module, command) of every subcommand, in the order ``presplit --help`` lists them.
+SUBCOMMANDS = (
+    ("presplit.cli.simulate_cmd", "simulate"),
+    ("presplit.cli.explain_cmd", "explain"),
+    ("presplit.cli.forecast_cmd", "forecast"),
+    ("presplit.cli.run_cmd", "run"),
+    ("presplit.cli.state_cmd", "state"),
+    ("presplit.cli.serve_cmd", "serve"),
+    ("presplit.cli.demo_cmd", "demo"),
+    ("presplit.cli.fleet_cmd", "fleet"),
+    ("presplit.cli.sweep_cmd", "sweep"),
+    ("presplit.cli.report_cmd", "report"),
+    ("presplit.cli.bench_cmd", "bench"),
+)
 
-    cli.add_command(simulate)
-    from presplit.cli.forecast_cmd import forecast; cli.add_command(forecast)  # noqa: E702
-    from presplit.cli.fleet_cmd import fleet; cli.add_command(fleet)  # noqa: E702
-    from presplit.cli.sweep_cmd import sweep; cli.add_command(sweep)  # noqa: E702
-    from presplit.cli.report_cmd import report; cli.add_command(report)  # noqa: E702
-    from presplit.cli.explain_cmd import explain; cli.add_command(explain)  # noqa: E702
-    from presplit.cli.run_cmd import run; cli.add_command(run)  # noqa: E702
-    from presplit.cli.state_cmd import state; cli.add_command(state)  # noqa: E702
-    from presplit.cli.serve_cmd import serve; cli.add_command(serve)  # noqa: E702
-    from presplit.cli.demo_cmd import demo; cli.add_command(demo)  # noqa: E702
+
+def _register() -> None:
+    # Each command module imports its heavy dependencies inside the command,
+    # so registering all of them keeps ``presplit --help`` fast.
+    import importlib
+
+    for module, name in SUBCOMMANDS:
+        cli.add_command(getattr(importlib.import_module(module), name))
 
 
 _register()
+
+
+if __name__ == "__main__":
+    cli()

@@ -88,18 +88,61 @@ class ClusterState:
                    zeros.copy(), zeros.copy(), zeros.copy(), tuple(patch_windows))
 
     def evolve(self, **changes) -> "ClusterState":
-        """A new state with ``changes``; arrays passed in must be fresh copies (they become read-only)."""
-        return dataclasses.replace(self, **changes)
+        """A new state with ``changes``; arrays passed in must be fresh copies (they become read-only).
+
+        Caches that depend only on what did not change are carried over, so a
+        guest move on a fleet of 10,000 domains does not rebuild the domain arrays.
+        """
+        new = dataclasses.replace(self, **changes)
+        keep = []
+        if "domains" not in changes:
+            keep += ["domain_arrays", "_host_domains"]
+        if "guests" not in changes:
+            keep += ["guest_mips", "guest_reserve", "_guest_ids"]
+            same_count = "domains" not in changes or len(changes["domains"]) == len(self.domains)
+            if "guest_domain" not in changes and "guest_dest" not in changes and same_count:
+                keep.append("reserved")  # bookings depend on where guests are, not on the domains' sizes
+        for name in keep:
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name]
+        return new
 
     def with_domain(self, domain: Domain, *more: Domain) -> "ClusterState":
-        """Replace domains by id (appending ids equal to len(domains))."""
+        """Replace domains by id (appending ids equal to len(domains)).
+
+        The per-domain caches are updated for the replaced domains only, so a
+        resize or re-pin on a fleet of 10,000 domains costs little.
+        """
         doms = list(self.domains)
-        for d in (domain, *more):
+        changed = (domain, *more)
+        for d in changed:
             if d.id == len(doms):
                 doms.append(d)
             else:
                 doms[d.id] = d
-        return self.evolve(domains=tuple(doms))
+        new = self.evolve(domains=tuple(doms))
+        if len(doms) != len(self.domains):
+            return new  # new domains: caches are rebuilt on use
+        same_shape = all(d.host == self.domains[d.id].host and d.live == self.domains[d.id].live for d in changed)
+        if same_shape and "_host_domains" in self.__dict__:
+            new.__dict__["_host_domains"] = self.__dict__["_host_domains"]
+        if "domain_arrays" in self.__dict__:
+            shape_keys = ("host", "live")
+            arrays = {k: (v if same_shape and k in shape_keys else v.copy())
+                      for k, v in self.__dict__["domain_arrays"].items()}
+            for d in changed:
+                live = d.live
+                if not same_shape:
+                    arrays["host"][d.id] = d.host
+                    arrays["live"][d.id] = live
+                arrays["cpu_mips"][d.id] = d.cpu_mips
+                arrays["mem_mb"][d.id] = d.mem_mb
+                arrays["overhead_mips"][d.id] = d.overhead_mips if live else 0.0
+                arrays["overhead_mb"][d.id] = d.overhead_mb if live else 0.0
+                arrays["cap_mips"][d.id] = d.capacity_mips if live else 0.0
+                arrays["cap_mb"][d.id] = d.capacity_mb if live else 0.0
+            new.__dict__["domain_arrays"] = arrays
+        return new
 
     # ------------------------------------------------------------ queries
     @property

@@ -35,8 +35,18 @@ def violations(state: ClusterState) -> list[str]:
         out.append("migration destination set without MIGRATING status (or the reverse)")
     if flying.any() and (a["host"][dest[flying]] == a["host"][dom[flying]]).any():
         out.append("a cross-host migration stays on its host")
-    over = state.reserved - np.stack([a["cap_mips"], a["cap_mb"]], axis=1)
-    if (over > TOL * np.maximum(1.0, state.reserved)).any():
+    # Recount the reservations from the guests: transitions hand states an updated table
+    # instead of recounting, and that shortcut must agree with the guests themselves.
+    n = len(state.domains)
+    booked = np.zeros((n, 2))
+    for arr in (state.guest_domain, state.guest_dest):
+        placed = arr >= 0
+        for k in range(2):
+            booked[:, k] += np.bincount(arr[placed], state.guest_reserve[placed, k], minlength=n)
+    if not np.allclose(booked, state.reserved, rtol=1e-9, atol=1e-6):
+        out.append("the reservation table disagrees with the guests' placement")
+    over = booked - np.stack([a["cap_mips"], a["cap_mb"]], axis=1)
+    if (over > TOL * np.maximum(1.0, booked)).any():
         out.append(f"domains {np.flatnonzero((over > TOL).any(axis=1)).tolist()} reserve more than their capacity")
     for h, spec in enumerate(state.hosts):
         doms = state.domains_of(h)

@@ -137,6 +137,22 @@ def _holds(state: ClusterState, dom: Domain, cpu: float, mem: float, services) -
            f"services {over_mips:.0f} / {over_mb:.0f} plus reserved {res_mips:.0f} / {res_mb:.0f}")
 
 
+def _shift_reserved(before: ClusterState, after: ClusterState, g: int, src: int, dst: int) -> ClusterState:
+    """Hand ``after`` its reservation table: ``before``'s with guest g's share moved from src to dst.
+
+    A guest move changes two rows; recomputing the table from every guest would
+    cost a pass over the whole fleet per action (src or dst may be -1: none).
+    """
+    table = before.reserved.copy()
+    share = before.guest_reserve[g]
+    if src >= 0:
+        table[src] -= share
+    if dst >= 0:
+        table[dst] += share
+    after.__dict__["reserved"] = table
+    return after
+
+
 def _set(arr: np.ndarray, idx, value) -> np.ndarray:
     out = arr.copy()
     out[idx] = value
@@ -200,12 +216,14 @@ def _move(state, a: MoveGuest):
     _check(dst.host == src.host and dst.id != src.id, "MoveGuest is for a sibling domain of the same host")
     cpu, mem = float(a.carry_mips), float(a.carry_mb)
     _check(cpu >= 0 and mem >= 0, "carried allotment must be >= 0")
-    moved = state.evolve(guest_domain=_set(state.guest_domain, g, dst.id))
+    moved = _shift_reserved(state, state.evolve(guest_domain=_set(state.guest_domain, g, dst.id)), g, src.id, dst.id)
     if cpu or mem:
         _check(src.state != "patching", f"domain {src.id} is being patched")
         new_src = replace(src, cpu_mips=src.cpu_mips - cpu, mem_mb=src.mem_mb - mem)
         new_dst = replace(dst, cpu_mips=dst.cpu_mips + cpu, mem_mb=dst.mem_mb + mem)
+        reserved = moved.reserved
         moved = moved.with_domain(new_src, new_dst)
+        moved.__dict__["reserved"] = reserved  # allotments changed, reservations did not
         _holds(moved, new_src, new_src.cpu_mips, new_src.mem_mb, new_src.services)
         _holds(moved, new_dst, new_dst.cpu_mips, new_dst.mem_mb, new_dst.services)
     else:
@@ -231,6 +249,7 @@ def _migrate(state, a: MigrateGuest):
                        guest_mig_end=_set(state.guest_mig_end, g, end),
                        guest_down_start=_set(state.guest_down_start, g, end - pc.downtime_s),
                        guest_down_end=_set(state.guest_down_end, g, end))
+    out = _shift_reserved(state, out, g, -1, dst.id)  # the destination books the guest while it copies in
     cost = Cost(pc.duration_s, pc.downtime_s, pc.mb / 1000.0, MIGRATION_J_PER_MB * pc.mb + MIGRATION_J_FIXED)
     return out, cost, (g,), {"from": src.id, "to": dst.id, "path_gbit": path.gbit, "rounds": pc.rounds,
                              "mb": pc.mb}
@@ -242,7 +261,7 @@ def _place(state, a: PlaceGuest):
     _fits(state, g, dst.id)
     out = state.evolve(guest_domain=_set(state.guest_domain, g, dst.id),
                        guest_status=_set(state.guest_status, g, RUNNING))
-    return out, Cost(), (g,), {"domain": dst.id}
+    return _shift_reserved(state, out, g, -1, dst.id), Cost(), (g,), {"domain": dst.id}
 
 
 def _power_on(state, a: PowerOn):

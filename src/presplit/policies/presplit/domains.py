@@ -42,6 +42,7 @@ import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import PENDING, RUNNING
+from presplit.policies.presplit.outlook import upper
 from presplit.plan import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
     SplitDomain, apply_action,
@@ -76,6 +77,14 @@ class DomainPresplit:
 
 
 class _Plan:
+    """One tick's decisions over a what-if copy of the state.
+
+    The summed demand series of every domain (what the correlation-aware
+    outlook needs) is built once per tick with array work and kept current as
+    actions are applied, so a tick on 10,000 hosts costs array operations, not
+    a Python loop over every domain.
+    """
+
     def __init__(self, state: ClusterState, p: DomainPresplit, fc) -> None:
         self.sim, self.p, self.fc, self.actions = state, p, fc, []
         self.tick = float(state.model.interval_s)
@@ -86,34 +95,121 @@ class _Plan:
         services = state.model.minimal_services
         self.services_mips = sum(x.cpu_mips for x in services)
         self.services_mb = sum(x.mem_mb for x in services)
+        self.params = fc.params
+        self._members: dict[int, set[int]] | None = None  # domain -> guests, built on first use
+        self.rec = fc.recent()  # [guests, samples] newest first
+        self.series = self._all_series()
+        self.dom_upper = upper(self.series, self.params)  # each domain's outlook, kept current
+        self.largest = self._largest_guest()
+        self.usable_mask = self._usable_mask()
+        self.host_due = np.zeros(state.n_hosts, bool)
+        self.host_due[list(self.due)] = True
+
+    # ------------------------------------------------------------ per-domain arrays
+    def _all_series(self) -> np.ndarray:
+        s, width = self.sim, self.rec.shape[1]
+        n = len(s.domains)
+        out = np.zeros(n * width)
+        for arr in (s.guest_domain, s.guest_dest):
+            idx = np.flatnonzero(arr >= 0)
+            if len(idx):
+                flat = (arr[idx][:, None] * width + np.arange(width)).ravel()
+                out += np.bincount(flat, self.rec[idx].ravel(), minlength=n * width)
+        return out.reshape(n, width)
+
+    def _largest_guest(self) -> np.ndarray:
+        s = self.sim
+        out = np.zeros(len(s.domains))
+        for arr in (s.guest_domain, s.guest_dest):
+            idx = np.flatnonzero(arr >= 0)
+            np.maximum.at(out, arr[idx], s.guest_reserve[idx, 1])
+        return out
+
+    def _usable_mask(self) -> np.ndarray:
+        return np.array([self.usable(d) for d in self.sim.domains], dtype=bool)
+
+    def _refresh(self, domains) -> None:
+        """Bring the per-domain arrays up to date for ``domains`` (and any new domain)."""
+        s = self.sim
+        n = len(s.domains)
+        if n > len(self.series):
+            grow = n - len(self.series)
+            self.series = np.vstack([self.series, np.zeros((grow, self.series.shape[1]))])
+            self.dom_upper = np.concatenate([self.dom_upper, np.zeros(grow)])
+            self.largest = np.concatenate([self.largest, np.zeros(grow)])
+            domains = list(domains) + list(range(n - grow, n))
+        for d in set(int(x) for x in domains):
+            m = self.members(d)
+            self.series[d] = self.rec[m].sum(axis=0)
+            self.dom_upper[d] = float(upper(self.series[d], self.params))
+            self.largest[d] = float(s.guest_reserve[m, 1].max()) if len(m) else 0.0
 
     # ------------------------------------------------------------ helpers
     def try_(self, action: Action):
-        new, out = apply_action(self.sim, action)
-        if out.ok:
-            self.sim = new
-            self.actions.append(action)
-            return out
-        return None
+        before = self.sim
+        new, out = apply_action(before, action)
+        if not out.ok:
+            return None
+        self.sim = new
+        self.actions.append(action)
+        index = self._members
+        if isinstance(action, PlaceGuest):
+            if index is not None:
+                index.setdefault(action.domain, set()).add(action.guest)
+            self._refresh([action.domain])
+        elif isinstance(action, (MoveGuest, MigrateGuest)):
+            src = int(before.guest_domain[action.guest])
+            if index is not None:
+                if isinstance(action, MoveGuest):
+                    index.get(src, set()).discard(action.guest)
+                index.setdefault(action.to_domain, set()).add(action.guest)
+            self._refresh([src, action.to_domain])
+        elif isinstance(action, MergeDomains):
+            if index is not None:
+                into = index.setdefault(action.domains[0], set())
+                for d in action.domains[1:]:
+                    into |= index.pop(d, set())
+            self._refresh(action.domains)
+        elif isinstance(action, SplitDomain):
+            self._refresh([action.domain])
+        if not isinstance(action, (PlaceGuest, MoveGuest, MigrateGuest)):
+            self._update_usable(before, action)  # a domain's or a host's state changed
+        return out
+
+    def _update_usable(self, before: ClusterState, action: Action) -> None:
+        s = self.sim
+        if len(s.domains) > len(self.usable_mask):
+            self.usable_mask = np.concatenate([self.usable_mask, np.zeros(len(s.domains) - len(self.usable_mask), bool)])
+        if isinstance(action, (PowerOn, PowerOff)):
+            ids = [d.id for d in s.domains_of(action.host)]
+        elif isinstance(action, MergeDomains):
+            ids = list(action.domains)
+        elif isinstance(action, ResizeDomain):
+            ids = [action.domain, action.donor]
+        else:  # SplitDomain, PatchDomain
+            ids = [action.domain, *range(len(before.domains), len(s.domains))]
+        for d in ids:
+            self.usable_mask[d] = self.usable(s.domains[d])
 
     def members(self, d: int) -> np.ndarray:
-        s = self.sim
-        return np.flatnonzero((s.guest_domain == d) | (s.guest_dest == d))
+        """Guests placed in or migrating into domain d, in guest order."""
+        if self._members is None:
+            self._members = {}
+            for arr in (self.sim.guest_domain, self.sim.guest_dest):
+                for g in np.flatnonzero(arr >= 0):
+                    self._members.setdefault(int(arr[g]), set()).add(int(g))
+        return np.array(sorted(self._members.get(int(d), ())), dtype=np.int64)
 
     def upper(self, d: int, extra: int | None = None) -> float:
-        guests = self.members(d)
-        if extra is not None:
-            guests = np.append(guests, extra)
-        return self.fc.set_upper(guests)
+        row = self.series[d] if extra is None else self.series[d] + self.rec[extra]
+        return float(upper(row, self.params))
 
     def cap(self, d: int) -> float:
         return float(self.sim.domains[d].capacity_mips)
 
     def cpu_need(self, d: int) -> float:
         """CPU a domain must keep for its guests: reservations, or the forecast with a margin."""
-        guests = self.members(d)
-        reserved = float(self.sim.guest_reserve[guests, 0].sum())
-        return max(reserved, self.fc.set_upper(guests) * self.p.cpu_margin)
+        return max(float(self.sim.reserved[d, 0]), self.upper(d) * self.p.cpu_margin)
 
     def spare(self, d: int) -> tuple[float, float]:
         """What domain d can give away: CPU beyond its need, memory beyond its reservations."""
@@ -121,20 +217,30 @@ class _Plan:
         mem_res = float(self.sim.reserved[d, 1])
         return (max(0.0, dom.capacity_mips - self.cpu_need(d)), max(0.0, dom.capacity_mb - mem_res))
 
-    def fits(self, g: int, d: int, share: float, *, headroom: bool = False) -> bool:
-        """g's reservation fits d and d's forecast with g stays under ``share`` of its CPU.
+    def fit_vector(self, g: int, cand: np.ndarray, share: float, *, headroom: bool = False):
+        """For candidate domains: does g fit, and each one's forecast CPU load with g.
 
-        With ``headroom``, d must also keep enough memory free to split off a domain
-        that can take its largest guest: the room a patch without evacuation needs.
+        g's reservation must fit and the domain's forecast with g stay under
+        ``share`` of its CPU. With ``headroom`` the domain must also keep enough
+        memory free to split off a domain for its largest guest: the room a patch
+        without evacuation needs.
         """
-        need_mips, need_mb = self.sim.guest_reserve[g]
-        free_mips, free_mb = self.sim.free(d)
+        s = self.sim
+        a = s.domain_arrays
+        need_mips, need_mb = s.guest_reserve[g]
+        free_mips = a["cap_mips"][cand] - s.reserved[cand, 0]
+        free_mb = a["cap_mb"][cand] - s.reserved[cand, 1]
         if headroom:
-            members = self.members(d)
-            largest = max(need_mb, float(self.sim.guest_reserve[members, 1].max()) if len(members) else 0.0)
-            free_mb -= largest + 2 * self.services_mb
-            free_mips -= 2 * self.services_mips
-        return need_mips <= free_mips and need_mb <= free_mb and self.upper(d, g) <= share * self.cap(d)
+            free_mb = free_mb - np.maximum(self.largest[cand], need_mb) - 2 * self.services_mb
+            free_mips = free_mips - 2 * self.services_mips
+        with np.errstate(divide="ignore", invalid="ignore"):
+            load = upper(self.series[cand] + self.rec[g], self.params) / a["cap_mips"][cand]
+        ok = (need_mips <= free_mips) & (need_mb <= free_mb) & (load <= share)
+        return ok, load
+
+    def fits(self, g: int, d: int, share: float, *, headroom: bool = False) -> bool:
+        ok, _ = self.fit_vector(g, np.array([d]), share, headroom=headroom)
+        return bool(ok[0])
 
     def usable(self, d) -> bool:
         return d.state == "active" and d.ready_at <= self.sim.now and self.sim.host_ready(d.host)
@@ -156,13 +262,26 @@ class _Plan:
         self.moves[dst] += out.cost.seconds
         return True
 
-    def other_hosts(self, h: int) -> list[int]:
-        """Active domains on other ready hosts with no patch work due, fullest (by memory) first."""
-        s = self.sim
-        doms = [d for x in range(s.n_hosts) if x != h and x not in self.due and s.host_ready(x)
-                for d in s.domains_of(x) if self.usable(d)]
-        doms.sort(key=lambda d: -float(s.reserved[d.id, 1]) / max(d.capacity_mb, 1.0))
-        return [d.id for d in doms]
+    def candidates(self, exclude_host: int = -1, hosts: np.ndarray | None = None) -> np.ndarray:
+        """Usable domains on ready hosts with no patch work due (optionally only on ``hosts``)."""
+        host = self.sim.domain_arrays["host"]
+        mask = self.usable_mask & ~self.host_due[host] & (host != exclude_host)
+        if hosts is not None:
+            mask &= hosts[host]
+        return np.flatnonzero(mask)
+
+    def fullest_fit(self, g: int, exclude_host: int, share: float) -> int | None:
+        """The fullest (by memory) domain on another host where g fits with headroom."""
+        cand = self.candidates(exclude_host)
+        if len(cand) == 0:
+            return None
+        ok, _ = self.fit_vector(g, cand, share, headroom=True)
+        if not ok.any():
+            return None
+        a = self.sim.domain_arrays
+        c = cand[ok]
+        fill = self.sim.reserved[c, 1] / np.maximum(a["cap_mb"][c], 1.0)
+        return int(c[np.argmax(fill)])
 
     # ------------------------------------------------------------ 1. patches
     def patches(self) -> None:
@@ -249,7 +368,7 @@ class _Plan:
         # CPU goes in proportion to the guest's share of src's forecast demand, so both
         # domains keep the same headroom while the guests are spread over them.
         members = self.members(src)
-        uppers = self.fc.guest_quantile(self.fc.params.quantile, 1)[members]
+        uppers = upper(self.rec[members], self.params)
         share = float(uppers[members == g].sum() / uppers.sum()) if uppers.sum() > 0 else 1.0 / len(members)
         want = max(res_cpu, (src_dom.capacity_mips - float(s.guest_reserve[members, 0].sum())) * share + res_cpu)
         carry_cpu = max(0.0, min(want, src_dom.cpu_mips - floor_cpu))
@@ -273,8 +392,7 @@ class _Plan:
         guests = [int(g) for g in self.members(d) if s.guest_status[g] == RUNNING]
         guests.sort(key=lambda g: s.guest_reserve[g, 1])  # smallest first: cheapest room
         for g in guests[:4]:
-            dst = next((x for x in self.other_hosts(s.domains[d].host)
-                        if self.fits(g, x, self.p.target, headroom=True)), None)
+            dst = self.fullest_fit(g, int(s.domains[d].host), self.p.target)
             if dst is not None:
                 self.migrate(g, dst, f"host {s.domains[d].host} too full to split for its patch window: "
                                      "make room over the fabric", {"window": (w.start, w.end)})
@@ -327,13 +445,25 @@ class _Plan:
 
     def most_headroom(self, g: int, hosts: set[int]) -> tuple[int | None, float]:
         """The domain on ``hosts`` where g fits with the lowest forecast CPU load after it."""
-        best, best_load = None, np.inf
-        for d in self.other_hosts(-1):
-            if int(self.sim.domains[d].host) in hosts and self.fits(g, d, self.p.target, headroom=True):
-                load = self.upper(d, g) / self.cap(d)
-                if load < best_load:
-                    best, best_load = d, load
-        return best, best_load
+        allowed = np.zeros(self.sim.n_hosts, bool)
+        allowed[list(hosts)] = True
+        cand = self.candidates(hosts=allowed)
+        if len(cand) == 0:
+            return None, np.inf
+        # Rank every candidate by a cheap bound (the sum of the domain's and the guest's
+        # own outlooks, at least the outlook of their sum), then take the exact
+        # correlation-aware outlook of the best few only.
+        cap = self.sim.domain_arrays["cap_mips"][cand]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = (self.dom_upper[cand] + float(upper(self.rec[g], self.params))) / cap
+        order = np.argsort(np.where(np.isfinite(bound), bound, np.inf), kind="stable")
+        for start in range(0, len(order), 32):
+            few = cand[order[start:start + 32]]
+            ok, load = self.fit_vector(g, few, self.p.target, headroom=True)
+            if ok.any():
+                i = int(np.argmin(np.where(ok, load, np.inf)))
+                return int(few[i]), float(load[i])
+        return None, np.inf
 
     def wake_one(self, reason: str) -> None:
         s = self.sim
@@ -345,23 +475,28 @@ class _Plan:
     # ------------------------------------------------------------ 3. balancing
     def balance(self) -> None:
         s = self.sim
-        for d in [d for d in s.domains if d.live and self.usable(d)]:
+        a = s.domain_arrays
+        with np.errstate(divide="ignore", invalid="ignore"):
+            load = self.dom_upper / a["cap_mips"]
+        hot = np.flatnonzero(self.usable_mask & a["live"] & (load > self.p.relief))
+        for d_id in hot:
+            d = s.domains[int(d_id)]
             h = d.host
             for _ in range(4):
                 up = self.upper(d.id)
                 if up <= self.p.relief * self.cap(d.id):
                     break
-                guests = np.array([g for g in self.members(d.id) if self.sim.guest_status[g] == RUNNING
+                members = self.members(d.id)
+                guests = np.array([g for g in members if self.sim.guest_status[g] == RUNNING
                                    and not self.cooling(g)], dtype=np.int64)
                 if len(guests) == 0:
                     break
-                series = self.fc.recent(self.members(d.id)).sum(axis=0)
-                gain = np.array([up - self.fc.set_upper(np.setdiff1d(self.members(d.id), [g])) for g in guests])
+                gain = up - upper(self.series[d.id][None, :] - self.rec[guests], self.params)
                 order = np.argsort(-(gain / self.sim.guest_reserve[guests, 1]), kind="stable")
                 g = int(guests[order[0]])
                 why = (f"domain {d.id} forecast {up / self.cap(d.id):.0%} of its CPU crosses "
                        f"{self.p.relief:.0%}")
-                numbers = {"forecast_mips": up, "cap_mips": self.cap(d.id), "now_mips": float(series[0]),
+                numbers = {"forecast_mips": up, "cap_mips": self.cap(d.id), "now_mips": float(self.series[d.id, 0]),
                            "gain_mips": float(gain[order[0]])}
                 siblings = [x.id for x in self.sim.domains_of(h) if x.id != d.id and self.usable(x)]
                 # Cheapest first: take CPU a sibling does not need (resize), then re-pin, then migrate.
@@ -377,7 +512,7 @@ class _Plan:
                 if sib is not None:
                     self.try_(MoveGuest(g, sib, reason=why + ": re-pin to a sibling domain", details=numbers))
                     continue
-                dst = next((x for x in self.other_hosts(h) if self.fits(g, x, self.p.target, headroom=True)), None)
+                dst = self.fullest_fit(g, h, self.p.target)
                 if dst is None or not self.migrate(g, dst, why + ": migrate to the best-fitting host", numbers):
                     self.isolate(d.id, g, siblings, why, numbers)
                     break
