@@ -1,4 +1,4 @@
-"""``presplit demo qemu``: the split-domain cycle on real QEMU guests (see presplit.backends.qemu.demo).
+"""``presplit demo qemu``: the presplit policy on real QEMU guests (see presplit.backends.qemu.demo).
 
 Importing this module also registers the ``qemu`` backend (lazily: QEMU code is
 loaded only when a backend is made), so ``presplit run --backend qemu`` finds it.
@@ -33,12 +33,19 @@ def demo() -> None:
 @demo.command("qemu")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the summary (guests, migrations, action counts) to FILE as JSON.")
+@click.option("--scripted", is_flag=True,
+              help="Run the old fixed plan (split, move, migrate, patch, merge, migrate back) instead of "
+                   "letting the presplit policy decide.")
+@click.option("--max-seconds", "max_s", default=150.0, show_default=True, type=float,
+              help="Stop the control loop after this long even if not every action kind happened.")
 @click.option("--hold", "hold_s", default=2.0, show_default=True, type=float,
-              help="Seconds to let the guests run between phases.")
+              help="With --scripted: seconds to let the guests run between phases.")
 @click.option("--memory-mib", default=128, show_default=True, type=int, help="RAM of each guest.")
 @click.option("--view-every", default=2.0, show_default=True, type=float, help="Seconds between live views.")
-def qemu(json_path, hold_s, memory_mib, view_every) -> None:
-    """2 hosts, 4 guests: split a host, move and migrate guests, patch a domain, recombine.
+def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every) -> None:
+    """2 hosts, 4 guests, the presplit policy deciding every 3 s: it splits host 0 ahead of its
+    patch window, patches the new domain, re-pins the guest, patches the old domain and merges;
+    then it live-migrates the guest whose CPU ramps on host 1. Ends when every kind happened.
 
     Needs root (network namespaces, cgroups) and the guest image
     (scripts/setup-qemu.sh). Everything started is stopped on exit and on Ctrl-C.
@@ -46,6 +53,7 @@ def qemu(json_path, hold_s, memory_mib, view_every) -> None:
     \b
     Example:
       presplit demo qemu --json demo.json
+      presplit demo qemu --scripted          # the fixed plan of earlier versions
     """
     import os
 
@@ -56,10 +64,15 @@ def qemu(json_path, hold_s, memory_mib, view_every) -> None:
     echo = lambda text: click.echo(text, nl=True)
     try:
         summary = run_demo(json_path=json_path, hold_s=hold_s, memory_mib=memory_mib, view_every_s=view_every,
-                           echo=echo)
+                           echo=echo, scripted=scripted, max_s=max_s)
     except KeyboardInterrupt:
         click.echo("interrupted: everything started was stopped", err=True)
         raise SystemExit(130) from None
     bad = [g["id"] for g in summary["guests"] if not g["running"] or g["max_heartbeat_gap_s"] > 1.0]
     if bad:
         raise click.ClickException(f"guests {bad} stopped for more than 1 s or are not running exactly once")
+    missing = [k for k in ("splits", "intra_host_moves", "patches", "merges") if not summary[k]]
+    if not summary["migrations"]:
+        missing.append("migrations")
+    if missing:
+        raise click.ClickException(f"no {', '.join(missing)} within {max_s:g} s")

@@ -110,6 +110,7 @@ from presplit.model.domains import (
     Guest,
     HostSpec,
     PatchWindowSim,
+    Service,
 )
 from presplit.model.fabric import Fabric as ModelFabric
 from presplit.model.fabric import Link
@@ -128,6 +129,7 @@ from presplit.plan.actions import (
 )
 
 CFS_PERIOD_US = 100_000
+CPU_SAMPLE_MIN_S = 1.0  # a guest's CPU demand is a rate over at least this span
 
 
 # --------------------------------------------------------------------------- specification
@@ -163,6 +165,7 @@ class QemuWorldSpec:
     migration_deadline_s: float = 30.0
     migration_stall_s: float = 5.0
     patch_windows: tuple[PatchWindowSim, ...] = ()
+    services: tuple[Service, ...] = ()  # the minimal services of every domain (the model's overhead)
 
     def host_cores(self) -> int:
         return int(self.cores or len(os.sched_getaffinity(0)))
@@ -180,7 +183,8 @@ def build_state(spec: QemuWorldSpec) -> ClusterState:
     # one bridge: ~1 Gbit/s is about QEMU's default 128 MiB/s migration cap
     fabric = ModelFabric(tuple(Link(i, "br0", 1.0, 0.05) for i in range(spec.hosts)))
     model = DomainModel(migration_bw_share=1.0, provision_s=spec.provision_s, repin_s=0.02,
-                        patch_duration_s=spec.patch_duration_s, interval_s=spec.interval_s)
+                        patch_duration_s=spec.patch_duration_s, interval_s=spec.interval_s,
+                        minimal_services=tuple(spec.services))
     guests = [Guest(g.id, 1, spec.mips_per_core, g.memory_mib + spec.qemu_overhead_mb, g.dirty_rate_mbps,
                     g.reserve_mips) for g in spec.guests]
     state = ClusterState.initial(hosts, guests, fabric, model, patch_windows=spec.patch_windows)
@@ -599,9 +603,13 @@ class QemuBackend:
             cpu, rss = _proc_usage(guest.pid)
             t = time.monotonic()
             prev = self._cpu_sample.get(g)
-            if prev is not None and prev[0] == guest.pid and t > prev[2]:
+            if prev is None or prev[0] != guest.pid:
+                self._cpu_sample[g] = (guest.pid, cpu, t)
+            elif t - prev[2] >= CPU_SAMPLE_MIN_S:
+                # CPU time ticks in 10 ms steps: a rate over a shorter span (observes in quick
+                # succession, e.g. the applier polling) would be mostly quantisation noise
                 demand[g] = max(0.0, (cpu - prev[1]) / (t - prev[2])) * self.spec.mips_per_core
-            self._cpu_sample[g] = (guest.pid, cpu, t)
+                self._cpu_sample[g] = (guest.pid, cpu, t)
             mem[g] = rss
             changed = True
         if changed:
