@@ -22,7 +22,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(served, tmp_
     cmd = [exe, "run", served.url + "/openapi.json", "--checks", CHECKS, "-H", f"Authorization: Bearer {TOKEN}",
            "--max-examples", "25", "--seed", "7", "--phases", "examples,coverage,fuzzing", "--request-timeout", "30",
            "--report", "junit", "--report-dir", str(tmp_path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=str(tmp_path))  # its cache stays there
     tail = (out.stdout + out.stderr)[-6000:]
     assert out.returncode == 0, tail
     assert "Tested: 2" in out.stdout  # every operation of the document was tested (20-odd)
