@@ -1,28 +1,8 @@
-"""``presplit demo qemu``: the presplit policy on real QEMU guests (see presplit.backends.qemu.demo).
-
-Importing this module also registers the ``qemu`` backend (lazily: QEMU code is
-loaded only when a backend is made), so ``presplit run --backend qemu`` finds it.
-"""
+"""``presplit demo qemu``: the presplit policy on real QEMU guests (see presplit.backends.qemu.demo)."""
 
 from __future__ import annotations
 
 import click
-
-
-def _qemu_factory(**kw):
-    from presplit.backends.qemu.backend import factory
-
-    return factory(**kw)
-
-
-def _register_backend() -> None:
-    from presplit.backends.base import BACKENDS, register_backend
-
-    if "qemu" not in BACKENDS:
-        register_backend("qemu", _qemu_factory)
-
-
-_register_backend()
 
 
 @click.group("demo", context_settings={"help_option_names": ["-h", "--help"]})

@@ -117,7 +117,17 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
         if interval <= 0:
             raise ProfileError(where, "interval", f"{data['interval']!r}", "a positive duration such as 5m")
     profile = Profile(tuple(specs), limits, interval, where)
-    build_policies(profile)  # unknown policies and arguments are errors now, not at the first tick
+    # Unknown policies and arguments are errors now, not at the first tick. The world is
+    # not known yet: a profile is good when some world takes every policy with its arguments.
+    errors = []
+    for kind in ("domains", "cloudsim"):
+        try:
+            build_policies(profile, kind)
+            break
+        except ProfileError as exc:
+            errors.append(exc)
+    else:
+        raise errors[0]
     return profile
 
 

@@ -110,7 +110,9 @@ class _Plan:
         s, width = self.sim, self.rec.shape[1]
         n = len(s.domains)
         out = np.zeros(n * width)
-        for arr in (s.guest_domain, s.guest_dest):
+        # A guest migrating out no longer counts where it is leaving, only where it goes.
+        staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
+        for arr in (staying, s.guest_dest):
             idx = np.flatnonzero(arr >= 0)
             if len(idx):
                 flat = (arr[idx][:, None] * width + np.arange(width)).ravel()
@@ -140,7 +142,9 @@ class _Plan:
             domains = list(domains) + list(range(n - grow, n))
         for d in set(int(x) for x in domains):
             m = self.members(d)
-            self.series[d] = self.rec[m].sum(axis=0)
+            dest = s.guest_dest[m]
+            leaving = (dest >= 0) & (dest != d)
+            self.series[d] = self.rec[m[~leaving]].sum(axis=0)
             self.dom_upper[d] = float(upper(self.series[d], self.params))
             self.largest[d] = float(s.guest_reserve[m, 1].max()) if len(m) else 0.0
 
