@@ -47,4 +47,4 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from presplit.forecast import baselines, gbm, online  # noqa: F401
+    from presplit.forecast import baselines, gbm, online, stacking  # noqa: F401
