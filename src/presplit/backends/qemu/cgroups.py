@@ -124,15 +124,26 @@ def host_dirs() -> list[Path]:
     return sorted(found)
 
 
-def remove_tree(path: Path) -> tuple[list[Path], list[str]]:
-    """rmdir ``path`` and its sub-groups, deepest first; moves no tasks."""
+def remove_tree(path: Path, *, busy_wait_s: float = 2.0) -> tuple[list[Path], list[str]]:
+    """rmdir ``path`` and its sub-groups, deepest first; moves no tasks.
+
+    A group whose last process was just killed stays busy (EBUSY) until the kernel
+    has reaped it, so a busy group is retried for up to ``busy_wait_s``.
+    """
     removed, errors = [], []
+    deadline = time.monotonic() + busy_wait_s
     for d in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [path]:
-        try:
-            d.rmdir()
-            removed.append(d)
-        except OSError as exc:
-            errors.append(f"rmdir {d}: {exc.strerror}")
+        while True:
+            try:
+                d.rmdir()
+                removed.append(d)
+                break
+            except OSError as exc:
+                if exc.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                errors.append(f"rmdir {d}: {exc.strerror}")
+                break
     return removed, errors
 
 
