@@ -7,7 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
-from conftest import TOKEN, Served
+from service_support import TOKEN, Served
 
 MUTATIONS = [
     ("POST", "/api/guests", {"id": "intruder", "vcpus": 1}),

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import Served
+from service_support import Served
 
 HERE = Path(__file__).parent
 

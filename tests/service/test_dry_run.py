@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Served
+from service_support import Served
 
 
 def test_approve_reject_and_cancel_recommended_plans(tmp_path):

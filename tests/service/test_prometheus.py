@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from conftest import free_port
+from service_support import free_port
 
 
 def test_prometheus_scrapes_presplit_series(served, setup_tools, tmp_path):

@@ -97,13 +97,17 @@ class SimWorld:
         self._commit("advance", float(t), new, tick)
 
     # ------------------------------------------------------------ changes
+    def _step(self, k: int, steps: int) -> int:
+        """The trace sample that feeds tick k (the last one repeats past the end)."""
+        return min(k, steps - 1)
+
     def _advanced(self, state, last_tick: int, t: float):
         w = self.workload
         dt = float(w.interval_s)
         k = last_tick + 1
         while k * dt <= t:
             state, _ = advance(state, k * dt)
-            step = min(k, w.cpu.shape[1] - 1)
+            step = self._step(k, w.cpu.shape[1])
             arrive = (w.arrival_step <= k) & (state.guest_status == ABSENT)
             changes = {"demand_mips": w.cpu[:, step] * state.guest_mips}
             if arrive.any():

@@ -175,7 +175,7 @@ class Snapshot:
 
 def build_snapshot(seq: int, state, fc: Forecasts, status: S.Status, route_cache: dict) -> Snapshot:
     a = state.domain_arrays
-    D, G = len(state.domains), state.n_guests
+    D = len(state.domains)
     host_of_dom = a["host"]
     placed = state.guest_domain >= 0
     dom_demand = np.bincount(state.guest_domain[placed], state.demand_mips[placed], minlength=D)

@@ -25,8 +25,7 @@ import numpy as np
 
 from presplit.backends.base import BackendError
 from presplit.backends.sim_world import SimWorld
-from presplit.model.domains import ABSENT, PENDING, Guest, PatchWindowSim
-from presplit.plan import advance
+from presplit.model.domains import PENDING, Guest, PatchWindowSim
 
 
 class ServiceWorld(SimWorld):
@@ -118,28 +117,8 @@ class ServiceWorld(SimWorld):
             super()._do(kind, payload)
 
     def _step(self, k: int, steps: int) -> int:
+        # The demo fleet replays its trace round and round when ``cycle`` is on.
         return k % steps if self.cycle else min(k, steps - 1)
-
-    def _advanced(self, state, last_tick: int, t: float):
-        # SimWorld's tick, with the step wrapping round when ``cycle`` is on.
-        w = self.workload
-        dt = float(w.interval_s)
-        k = last_tick + 1
-        steps = w.cpu.shape[1]
-        while k * dt <= t:
-            state, _ = advance(state, k * dt)
-            step = self._step(k, steps)
-            arrive = (w.arrival_step <= k) & (state.guest_status == ABSENT)
-            changes = {"demand_mips": w.cpu[:, step] * state.guest_mips}
-            if arrive.any():
-                changes["guest_status"] = np.where(arrive, PENDING, state.guest_status).astype(np.int8)
-            if w.mem_mb is not None:
-                changes["demand_mem_mb"] = np.minimum(w.mem_mb[:, step], state.guest_reserve[:, 1])
-            state = state.evolve(**changes)
-            last_tick = k
-            k += 1
-        state, _ = advance(state, t)
-        return state, last_tick
 
 
 def open_world(path: str | Path, scenario=None, trace: str | None = None, *, cycle: bool = True) -> ServiceWorld:

@@ -663,7 +663,6 @@ class QemuBackend:
     # ------------------------------------------------------------------ actions
     def _do_PlaceGuest(self, state, new, a: PlaceGuest):
         g, d = a.guest, a.domain
-        _spec, _host = self.spec.guests[g], state.domains[d].host
         old = self.guests.get(g)
         if old is not None and old.alive:
             raise _Refuse(f"guest {g} already has a QEMU process ({old.pid})")

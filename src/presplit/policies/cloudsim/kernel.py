@@ -127,8 +127,6 @@ def optimise_step(engine, detector, selector) -> list[tuple[int, int]]:
     host_type = np.ascontiguousarray(e.fleet.host_type_of, dtype=np.int64)
     uniform = (selector.rng.random(4 * e.n_guests + 64) if sel == SELECTOR_CODES["RandomSelection"]
                else np.zeros(1))
-    keep_alive = (list_ptr, list_guest, list_incoming, util_stale, power_now, g_hist, g_hist_len,
-                  ram_free, in_migration, host_type, uniform)
     step = StepStruct(
         e.n_hosts, e.n_guests, e.history.shape[1],
         ptr(e.h_pe, _dbl), ptr(e.h_total, _dbl), ptr(e.h_power, _dbl), ptr(power_now, _dbl),
@@ -144,7 +142,6 @@ def optimise_step(engine, detector, selector) -> list[tuple[int, int]]:
         moves = np.zeros(2 * capacity, dtype=np.int64)
         n = LIB.optimise_step(ctypes.byref(step), ptr(moves, _i64), capacity)
         if n >= 0:
-            del keep_alive
             return [(int(g), int(h)) for g, h in moves[: 2 * n].reshape(-1, 2)]
         if n == -2:
             raise RuntimeError("random selection ran out of random numbers in one step")

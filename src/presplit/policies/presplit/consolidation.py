@@ -91,7 +91,6 @@ class PredictiveConsolidation:
         e, p = engine, self.p
         step = int(round(e.now / e.model.interval_s))
         n_hist = max(e.history_len, 1)
-        w = min(p.outlook.window, n_hist)
         g_series = e.history[:, :n_hist] * e.g_mips[:, None]          # MIPS, newest first
         g_upper = upper(g_series, p.outlook)
         lists = [list(lst) for lst in e.lists]

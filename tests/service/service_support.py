@@ -1,0 +1,70 @@
+"""Shared helpers of the service tests (a plain module: conftest names clash across test folders)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+TOKEN = "test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, tmp: Path, *, pace_s: float = 0.2, dry_run: bool = False, token: str | None = TOKEN,
+                 **cfg) -> None:
+        import uvicorn
+
+        from presplit.service.app import create_app
+        from presplit.service.auth import Auth
+        from presplit.service.runner import ServiceConfig
+
+        self.tmp = tmp
+        self.db = f"sqlite:///{tmp / 'journal.db'}"
+        self.cfg = ServiceConfig(db=self.db, pace_s=pace_s, dry_run=dry_run, **cfg)
+        self.app = create_app(self.cfg, auth=Auth(token))
+        self.runner = self.app.state.runner
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=2, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/api/status", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the service did not start")
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def auth(self, token: str = TOKEN) -> dict:
+        return {"Authorization": f"Bearer {token}"}
+
+    def wait_for(self, pred, timeout: float = 30.0, every: float = 0.1):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = pred()
+            if value:
+                return value
+            time.sleep(every)
+        raise AssertionError(f"condition not met within {timeout} s")
+
+    def close(self) -> None:
+        self.app.state.hub.close()
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.client.close()
