@@ -96,3 +96,20 @@ def test_a_hot_guest_that_no_host_can_take_is_fenced_in_its_own_domain_then_merg
     merge = next(e for e in ok if e.action.kind == "MergeDomains")
     assert merge.time > fence.time and "as one domain" in merge.action.reason
     assert result.metrics["cross_host_migrations"] == 0
+
+
+def test_migrations_per_tick_are_capped_in_total_and_per_link():
+    steps = 36
+    cpu = np.full((12, steps), 0.1)
+    cpu[:6, 12:] = 1.0  # three domains need relief at the same tick
+    state, work = fleet(n_guests=12, cpu=cpu, windows=(), n_hosts=12)
+    roomy = dict(relief=0.3, target=0.4, spare_hosts=12, mem_fill=0.1)  # room on many hosts
+
+    def most_in_one_tick(policy):
+        result = run(state, work, policy)
+        ticks = [int(e.time // 300) for e in result.events if e.action.kind == "MigrateGuest" and e.outcome.ok]
+        return np.bincount(ticks, minlength=steps).max()
+
+    assert most_in_one_tick(DomainPresplit(**roomy)) >= 3  # uncapped, several move at once
+    assert most_in_one_tick(DomainPresplit(**roomy, max_total=1)) == 1
+    assert most_in_one_tick(DomainPresplit(**roomy, max_per_link=2)) == 2  # one rack: one link

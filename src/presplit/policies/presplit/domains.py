@@ -19,8 +19,9 @@ Each tick, over a what-if copy of the state (every action goes through
    that helps most per megabyte moved: to a sibling domain of the same host
    first (re-pin, no copy), then to the host where it fits best over the
    fabric. Guards: a guest that migrated within ``cooldown_s`` stays; each
-   host gets ``nic_budget`` x one tick of migration time per tick; moves
-   stop as soon as the domain is back under ``target``.
+   host gets ``nic_budget`` x one tick of migration time per tick, each
+   rack-to-rack link ``max_per_link`` migrations and the fleet ``max_total``;
+   moves stop as soon as the domain is back under ``target``.
    When no host can take the guest in time, the guest is fenced in a domain
    of its own on its host (split, then re-pin with its share), so its peak no
    longer takes CPU from its neighbours.
@@ -57,6 +58,8 @@ class DomainPresplit:
     cpu_margin: float = 1.15   # CPU a domain keeps for its guests = forecast upper x this
     cooldown_s: float = 3600.0  # a guest that migrated stays put this long (unless its host is patched)
     nic_budget: float = 1.0    # per host and tick: migration seconds, as a share of the tick
+    max_per_link: int = 8      # live migrations per tick over one rack-to-rack (or in-rack) link
+    max_total: int = 64        # live migrations per tick in the whole fleet
     spare_hosts: int = 1
     mem_fill: float = 0.7      # placement spreads over the hosts needed at this memory filling
     kind: str = "domains"
@@ -88,7 +91,9 @@ class _Plan:
     def __init__(self, state: ClusterState, p: DomainPresplit, fc) -> None:
         self.sim, self.p, self.fc, self.actions = state, p, fc, []
         self.tick = float(state.model.interval_s)
-        self.moves = np.zeros(state.n_hosts)
+        self.moves = np.zeros(state.n_hosts)  # migration seconds booked per host this tick
+        self.per_link: dict[tuple[str, str], int] = {}
+        self.migrations = 0
         self.due = {}
         for w in state.patch_due(p.lead_s):
             self.due.setdefault(w.host, w)
@@ -259,11 +264,16 @@ class _Plan:
         budget = self.p.nic_budget * self.tick
         if max(self.moves[src], self.moves[dst]) >= budget:
             return False
+        link = tuple(sorted((s.hosts[src].rack, s.hosts[dst].rack)))
+        if self.per_link.get(link, 0) >= self.p.max_per_link or self.migrations >= self.p.max_total:
+            return False  # caps against mass moves: per link and in total, per tick
         out = self.try_(MigrateGuest(int(g), int(d), reason=reason, details=details))
         if out is None:
             return False
         self.moves[src] += out.cost.seconds
         self.moves[dst] += out.cost.seconds
+        self.per_link[link] = self.per_link.get(link, 0) + 1
+        self.migrations += 1
         return True
 
     def candidates(self, exclude_host: int = -1, hosts: np.ndarray | None = None) -> np.ndarray:
