@@ -89,6 +89,7 @@ from presplit.backends.qemu.cleanup import (
     PREFIX,
     Teardown,
     _owner_alive,
+    cleanup_stale,
     run_tag,
 )
 from presplit.backends.qemu.guest import (
@@ -872,6 +873,9 @@ def factory(scenario=None, profile=None, *, spec: QemuWorldSpec | None = None, p
     round-robin over the hosts. Stopped at interpreter exit."""
     import atexit
 
+    # A controller killed with SIGKILL cannot tear down its guests; sweep what dead
+    # runs left (their owner pid is in every name) before starting new ones.
+    cleanup_stale(only_dead_owners=True)
     if spec is None:
         path = getattr(scenario, "path", None) or (scenario if isinstance(scenario, (str, Path)) else None)
         spec = load_world_spec(path) if path and _has_qemu_section(path) else small_world()
