@@ -143,3 +143,25 @@ def test_a_fleet_too_small_for_the_workload_fails_clearly():
     fleet = _fleet(1, 2000.0, 1740.0, n_guests=4)  # 4 x 1740 MB RAM on a 4096 MB host
     with pytest.raises(RuntimeError, match="fleet is too small"):
         Engine(fleet, np.full((4, 288), 0.1), make_policy("dvfs")).run()
+
+
+@pytest.mark.parametrize("name", ["thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2"])
+def test_numpy_detectors_agree_with_the_kernel(name, small_day):
+    """detectors.py states the rules the C kernel applies: both give the same verdicts."""
+    from presplit.policies.cloudsim.view import AllocationView
+
+    policy = make_policy(name)
+    verdicts = []
+
+    class Check(DetectAndConsolidate):
+        def optimise(self, engine):
+            view = AllocationView(engine)
+            hosts = np.arange(engine.n_hosts)
+            fast = view.overloaded(hosts, self.detector)
+            assert (fast == self.detector.overloaded(view, hosts)).all()
+            verdicts.append(int(fast.sum()))
+            return super().optimise(engine)
+
+    fleet = cloudsim_preset(small_day.shape[0], n_hosts=120)
+    Engine(fleet, small_day, Check(policy.detector, policy.selector)).run()
+    assert sum(verdicts) > 0  # some hosts were overloaded, so the comparison had teeth

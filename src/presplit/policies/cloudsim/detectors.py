@@ -53,7 +53,6 @@ class _Adaptive:
         if safety < 0:
             raise ValueError(f"safety parameter must be >= 0, got {safety}")
         self.safety = safety
-        self.fallback = Threshold(FALLBACK_THRESHOLD)
 
     def overloaded(self, view, hosts: np.ndarray, guest: int | None = None) -> np.ndarray:
         load, hist, length = _state(view, hosts, guest)
@@ -65,30 +64,33 @@ class _Adaptive:
         return out
 
 
-class InterQuartileRange(_Adaptive):
+class _SpreadThreshold(_Adaptive):
+    """IQR and MAD: overloaded when load > 1 - safety x spread of the host's history."""
+
     def _rule(self, view, hosts, guest, load, hist, length):
         out = np.empty(len(hosts), dtype=bool)
-        for n in np.unique(length):
+        for n in np.unique(length):  # histories of one length at a time, as arrays
             rows = np.flatnonzero(length == n)
-            data = np.sort(hist[rows, :n], axis=1)
-            # CloudSim's quartile positions: round(0.25 (n + 1)) and round(0.75 (n + 1)), 1-based.
-            q1 = math.floor(0.25 * (n + 1) + 0.5) - 1
-            q3 = math.floor(0.75 * (n + 1) + 0.5) - 1
-            threshold = 1.0 - self.safety * (data[:, q3] - data[:, q1])
-            out[rows] = load[rows] > threshold
+            out[rows] = load[rows] > 1.0 - self.safety * self._spread(hist[rows, :n])
         return out
 
 
-class MedianAbsoluteDeviation(_Adaptive):
-    def _rule(self, view, hosts, guest, load, hist, length):
-        out = np.empty(len(hosts), dtype=bool)
-        for n in np.unique(length):
-            rows = np.flatnonzero(length == n)
-            data = hist[rows, :n]
-            med = np.median(data, axis=1)
-            mad = np.median(np.abs(data - med[:, None]), axis=1)
-            out[rows] = load[rows] > 1.0 - self.safety * mad
-        return out
+class InterQuartileRange(_SpreadThreshold):
+    @staticmethod
+    def _spread(data: np.ndarray) -> np.ndarray:
+        n = data.shape[1]
+        data = np.sort(data, axis=1)
+        # CloudSim's quartile positions: round(0.25 (n + 1)) and round(0.75 (n + 1)), 1-based.
+        q1 = math.floor(0.25 * (n + 1) + 0.5) - 1
+        q3 = math.floor(0.75 * (n + 1) + 0.5) - 1
+        return data[:, q3] - data[:, q1]
+
+
+class MedianAbsoluteDeviation(_SpreadThreshold):
+    @staticmethod
+    def _spread(data: np.ndarray) -> np.ndarray:
+        med = np.median(data, axis=1)
+        return np.median(np.abs(data - med[:, None]), axis=1)
 
 
 class LocalRegression(_Adaptive):
