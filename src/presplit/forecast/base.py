@@ -81,6 +81,18 @@ class Forecaster(Protocol):
                 ctx: Context) -> Forecast: ...
 
 
+def check_fitted(name: str, models: dict, fitted_horizon: int, fitted_levels: Sequence[float], horizon: int,
+                 quantiles: Sequence[float], *, exact_horizon: bool = False) -> None:
+    """A model fitted per level and horizon can answer this request: it was fitted, for these levels and this far."""
+    if not models:
+        raise ForecastError(f"{name}: predict before fit; call fit on a history first")
+    if horizon > fitted_horizon or (exact_horizon and horizon != fitted_horizon):
+        raise ForecastError(f"{name}: fitted for a horizon of {fitted_horizon}, asked for {horizon}")
+    missing = [q for q in quantiles if q not in models]
+    if missing:
+        raise ForecastError(f"{name}: fitted for levels {tuple(fitted_levels)}, asked for {missing}")
+
+
 def check_request(name: str, history: np.ndarray, horizon: int, quantiles: Sequence[float],
                   min_history: int) -> np.ndarray:
     """Validate a request the same way for every model; returns history as float64 2-D."""

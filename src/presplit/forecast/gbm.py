@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from presplit.forecast.base import Context, Forecast, ForecastError, check_request, sort_quantiles
+from presplit.forecast.base import Context, Forecast, check_fitted, check_request, sort_quantiles
 from presplit.forecast.features import design, fleet_scale, level_steps, window_steps
 from presplit.forecast.registry import register
 
@@ -86,13 +86,7 @@ class GlobalGBM:
     def predict(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
                 ctx: Context) -> Forecast:
         y = check_request(self.name, history, horizon, quantiles, self.min_steps(ctx))
-        if not self.models:
-            raise ForecastError(f"{self.name}: predict before fit; call fit on a history first")
-        if horizon > self.horizon:
-            raise ForecastError(f"{self.name}: fitted for a horizon of {self.horizon}, asked for {horizon}")
-        missing = [q for q in quantiles if q not in self.models]
-        if missing:
-            raise ForecastError(f"{self.name}: fitted for levels {self.levels}, asked for {missing}")
+        check_fitted(self.name, self.models, self.horizon, self.levels, horizon, quantiles)
         s, t = y.shape
         series, anchors = np.arange(s), np.full(s, t - 1)
         X, level = design(y, series, anchors, horizon, self.scale, ctx)
