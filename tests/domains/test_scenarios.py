@@ -48,12 +48,22 @@ def write(tmp_path, text, trace="day"):
     ("group: first", "group: second", "patch.calendar.rules[0].group", "unknown group"),
     ("duration_per_domain: 30m", "duration_per_domain: soon", "patch.duration_per_domain", "duration"),
     ("name: small", "name: small\nflavour: x", "flavour", "unknown key"),
+    ("mem_gb: 2}]", "mem_gb: 2, disk_mb_s: -5}]", "services.minimal[0].disk_mb_s", "MB/s >= 0"),
+    ("mem_gb: 2}]", "mem_gb: 2, net_mb_s: lots}]", "services.minimal[0].net_mb_s", "number"),
 ])
 def test_loader_errors_name_file_and_key(tmp_path, old, new, key, words):
     path = write(tmp_path, SMALL.replace(old, new))
     with pytest.raises(ScenarioFileError) as err:
         load_scenario_file(path)
     assert err.value.key == key and str(path) in str(err.value) and words in str(err.value), str(err.value)
+
+
+def test_service_io_capacities_are_read():
+    model = load_scenario("bighost-patch").model
+    assert model.io_modelled
+    carried = {s.name: (s.disk_mb_s, s.net_mb_s) for s in (*model.minimal_services, *model.optional_services)}
+    assert carried["vmm"][0] > 0 and carried["storage-proxy"][0] > carried["vmm"][0]
+    assert carried["net-offload"][1] > carried["vmm"][1]
 
 
 def test_missing_trace_says_so(tmp_path):

@@ -32,7 +32,8 @@ def plain(x):
         x = float(x)
         return x if math.isfinite(x) else str(x)
     if isinstance(x, Service):
-        return {"name": x.name, "cpu_mips": x.cpu_mips, "mem_mb": x.mem_mb}
+        return {"name": x.name, "cpu_mips": x.cpu_mips, "mem_mb": x.mem_mb, "disk_mb_s": x.disk_mb_s,
+                "net_mb_s": x.net_mb_s}
     if isinstance(x, dict):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)):
@@ -59,7 +60,8 @@ def decode_action(data: dict) -> A.Action:
     args = {}
     for k, v in dict(data.get("args", {})).items():
         if k == "services" and v is not None:
-            args[k] = tuple(Service(s["name"], float(s["cpu_mips"]), float(s["mem_mb"])) for s in v)
+            args[k] = tuple(Service(s["name"], float(s["cpu_mips"]), float(s["mem_mb"]),
+                                    float(s.get("disk_mb_s", 0.0)), float(s.get("net_mb_s", 0.0))) for s in v)
         else:
             args[k] = _tuples(v)
     return cls(**args, reason=data.get("reason", ""), details=data.get("details") or {})

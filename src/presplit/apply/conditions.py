@@ -54,6 +54,7 @@ def capture(state, action) -> dict:
             dom = state.domains[d]
             before[key + "_alloc"] = [dom.cpu_mips, dom.mem_mb]
             before[key + "_patch_started"] = _f(dom.patch_started)
+            before[key + "_services"] = [s.name for s in dom.services]
     h = getattr(action, "host", None)
     if h is not None and 0 <= h < state.n_hosts:
         before["host_on"] = bool(state.host_on[h])
@@ -87,10 +88,13 @@ def postcondition(state, action, before: dict) -> tuple[str, str]:
         return FAILED, f"new domains in states {[d.state for d in new]}"
     if isinstance(a, ResizeDomain):
         dom = state.domains[a.domain]
-        if abs(dom.cpu_mips - a.cpu_mips) < 1e-6 and abs(dom.mem_mb - a.mem_mb) < 1e-6:
+        names = [s.name for s in dom.services]
+        services_ok = a.services is None or names == [s.name for s in a.services]
+        if abs(dom.cpu_mips - a.cpu_mips) < 1e-6 and abs(dom.mem_mb - a.mem_mb) < 1e-6 and services_ok:
             return DONE, "resized"
-        if [dom.cpu_mips, dom.mem_mb] == before.get("domain_alloc"):
-            return NOT_RUN, "allotment unchanged"
+        if [dom.cpu_mips, dom.mem_mb] == before.get("domain_alloc") and names == before.get(
+                "domain_services", names):
+            return NOT_RUN, "allotment and services unchanged"
         return FAILED, f"domain {a.domain} holds {dom.cpu_mips:g} MIPS / {dom.mem_mb:g} MB"
     if isinstance(a, MergeDomains):
         rest = [state.domains[d] for d in a.domains[1:]]

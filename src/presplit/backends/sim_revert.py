@@ -64,7 +64,16 @@ def revert_action(state, action, before: dict):
         cpu, mem = before.get("domain_alloc", (None, None))
         if cpu is None:
             return state, False, "no allotment recorded before the resize"
-        return _via(state, ResizeDomain(a.domain, cpu, mem, a.donor, reason="revert of ResizeDomain"))
+        services = None
+        if a.services is not None:  # put back the services the domain ran before, by name
+            known = {s.name: s for s in (*state.model.minimal_services, *state.model.optional_services,
+                                         *state.domains[a.domain].services)}
+            names = before.get("domain_services")
+            if names is None or any(n not in known for n in names):
+                return state, False, "services before the resize not recorded"
+            services = tuple(known[n] for n in names)
+        return _via(state, ResizeDomain(a.domain, cpu, mem, a.donor, services=services,
+                                        reason="revert of ResizeDomain"))
     if isinstance(a, SplitDomain):
         first, k = before.get("n_domains", len(state.domains)), len(a.sizes)
         new_ids = list(range(first, min(first + k, len(state.domains))))

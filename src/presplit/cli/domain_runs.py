@@ -14,9 +14,10 @@ import click
 from presplit.sim.runner import METRIC_KEYS
 
 DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_downtime_s", "migration_pause_s",
-               "outage_s", "patch_windows_total", "patch_windows_met", "splits", "merges", "max_migrations_per_guest")
+               "outage_s", "patch_windows_total", "patch_windows_met", "splits", "merges", "max_migrations_per_guest",
+               "io_shortfall", "io_slatah", "service_changes")
 INT_KEYS = {"migrations", "intra_host_moves", "cross_host_migrations", "patch_windows_total", "patch_windows_met",
-            "splits", "merges", "max_migrations_per_guest"}
+            "splits", "merges", "max_migrations_per_guest", "service_changes"}
 ALL_KEYS = (*METRIC_KEYS, *DOMAIN_KEYS)
 
 
@@ -72,9 +73,10 @@ def render_domain_table(rows: Sequence[dict]):
 
     table = Table(caption="Domain engine. SLATAH, PDM and overall SLA violation: CloudSim's ratio-of-sums, in "
                           "percent; downtime in guest-seconds; windows met/total; moves = intra-host re-pins, "
-                          "migr = cross-host live migrations.", caption_justify="left")
+                          "migr = cross-host live migrations; io_short = disk and network IO the domains' "
+                          "services could not carry, in percent; svc = service set changes.", caption_justify="left")
     cols = ["trace", "policy", "energy_kwh", "E/bound", "slatah", "pdm", "overall_sla_violation", "moves", "migr",
-            "max/guest", "fabric_gb", "downtime_s", "windows", "splits", "merges", "wall_s"]
+            "max/guest", "fabric_gb", "downtime_s", "windows", "splits", "merges", "io_short", "svc", "wall_s"]
     for c in cols:
         table.add_column(c, justify="left" if c in ("trace", "policy") else "right", no_wrap=True)
     for r in rows:
@@ -83,5 +85,6 @@ def render_domain_table(rows: Sequence[dict]):
                       f"{r['overall_sla_violation'] * 100:.3g} %", f"{r['intra_host_moves']:,}",
                       f"{r['cross_host_migrations']:,}", str(r["max_migrations_per_guest"]), f"{r['fabric_gb']:,.0f}",
                       f"{r['guest_downtime_s']:,.1f}", f"{r['patch_windows_met']}/{r['patch_windows_total']}",
-                      str(r["splits"]), str(r["merges"]), f"{r['wall_s']:.2f}")
+                      str(r["splits"]), str(r["merges"]), f"{r['io_shortfall'] * 100:.3g} %",
+                      f"{r['service_changes']:,}", f"{r['wall_s']:.2f}")
     return table

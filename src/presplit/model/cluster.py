@@ -15,7 +15,8 @@ Guest arrays (index = guest number, ``guests[i]`` is the static spec):
 - ``guest_status``: codes of :data:`presplit.model.domains.GUEST_STATES`;
 - ``guest_mig_start``/``guest_mig_end``: the pre-copy interval of the last migration;
 - ``guest_down_start``/``guest_down_end``: the last downtime interval (stop-and-copy or patch);
-- ``demand_mips``/``demand_mem_mb``: current demand, set by the engine each tick.
+- ``demand_mips``/``demand_mem_mb``: current demand, set by the engine each tick;
+- ``demand_io``: [guests, 2] current disk and network IO in MB/s (zeros when the trace has none).
 
 Host arrays: ``host_on`` (powered) and ``host_ready_at`` (boot finishes).
 ``patch_windows`` are every scenario window (sorted by start); :meth:`patch_due`
@@ -67,9 +68,12 @@ class ClusterState:
     demand_mips: np.ndarray
     demand_mem_mb: np.ndarray
     patch_windows: tuple[PatchWindowSim, ...] = ()
+    demand_io: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("host_on", "host_ready_at", *_GUEST_ARRAYS):
+        if self.demand_io is None:
+            object.__setattr__(self, "demand_io", np.zeros((len(self.guests), 2)))
+        for name in ("host_on", "host_ready_at", "demand_io", *_GUEST_ARRAYS):
             arr = getattr(self, name)
             if arr.flags.writeable:
                 arr.flags.writeable = False
@@ -141,6 +145,7 @@ class ClusterState:
                 arrays["overhead_mb"][d.id] = d.overhead_mb if live else 0.0
                 arrays["cap_mips"][d.id] = d.capacity_mips if live else 0.0
                 arrays["cap_mb"][d.id] = d.capacity_mb if live else 0.0
+                arrays["io_mb_s"][d.id] = d.io_mb_s if live else (0.0, 0.0)
             new.__dict__["domain_arrays"] = arrays
         return new
 
@@ -204,7 +209,7 @@ class ClusterState:
 
     @cached_property
     def domain_arrays(self) -> dict[str, np.ndarray]:
-        """host, allotment, overhead and capacity per domain id (merged domains: zeros)."""
+        """host, allotment, overhead, capacity and IO capacity ([domains, 2] MB/s) per domain id (merged: zeros)."""
         d = self.domains
         host = np.array([x.host for x in d], np.int64)
         live = np.array([x.live for x in d], bool)
@@ -215,6 +220,7 @@ class ClusterState:
             "overhead_mb": np.array([x.overhead_mb if x.live else 0.0 for x in d]),
             "cap_mips": np.array([x.capacity_mips if x.live else 0.0 for x in d]),
             "cap_mb": np.array([x.capacity_mb if x.live else 0.0 for x in d]),
+            "io_mb_s": np.array([x.io_mb_s if x.live else (0.0, 0.0) for x in d], dtype=np.float64).reshape(-1, 2),
         }
 
     @cached_property

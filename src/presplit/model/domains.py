@@ -48,11 +48,20 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class Service:
-    """A domain service and its overhead, taken out of the domain's allotment."""
+    """A domain service and its overhead, taken out of the domain's allotment.
+
+    ``disk_mb_s`` / ``net_mb_s``: the guests' disk and network IO (MB/s) the
+    service carries for its domain -- the VMM's own emulated IO path, or a
+    dedicated backend (a storage proxy, a network offload) added as IO demand
+    is predicted. A domain's IO capacity is the sum over its services; IO is
+    modelled only when some service of the scenario declares a capacity.
+    """
 
     name: str
     cpu_mips: float
     mem_mb: float
+    disk_mb_s: float = 0.0
+    net_mb_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Domain:
     ready_at: float = 0.0
     patch_started: float = float("-inf")
     patch_until: float = float("-inf")
+    services_at: float = float("-inf")  # when the service set last changed (guards against flapping)
 
     def __post_init__(self) -> None:
         if self.state not in DOMAIN_STATES:
@@ -94,6 +104,11 @@ class Domain:
     @property
     def capacity_mb(self) -> float:
         return self.mem_mb - self.overhead_mb
+
+    @property
+    def io_mb_s(self) -> tuple[float, float]:
+        """Disk and network IO (MB/s) the domain's services carry for its guests."""
+        return (float(sum(s.disk_mb_s for s in self.services)), float(sum(s.net_mb_s for s in self.services)))
 
     @property
     def live(self) -> bool:
@@ -142,7 +157,8 @@ class DomainModel:
     - ``source_degradation`` / ``destination_reservation``: CloudSim's 10 % and
       10 % while a guest migrates (PDM counts the former).
     - ``minimal_services``: what a new domain runs first; ``optional_services``
-      may be added by a policy (ResizeDomain with ``services``).
+      may be added by a policy (ResizeDomain with ``services``); a service's
+      ``disk_mb_s`` / ``net_mb_s`` is the guest IO it carries.
     - ``patch_duration_s``: how long patching one domain takes.
     - ``interval_s``: the control tick (policies are asked this often).
     """
@@ -158,6 +174,11 @@ class DomainModel:
     optional_services: tuple[Service, ...] = field(default=())
     patch_duration_s: float = 1800.0
     interval_s: float = 300.0
+
+    @property
+    def io_modelled(self) -> bool:
+        """Whether domains have an IO capacity: some service declares one (else IO is unlimited)."""
+        return any(s.disk_mb_s > 0 or s.net_mb_s > 0 for s in (*self.minimal_services, *self.optional_services))
 
 
 @dataclass(frozen=True)

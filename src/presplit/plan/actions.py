@@ -45,7 +45,8 @@ class ResizeDomain(Action):
     """Set ``domain``'s allotment, taking the difference from / giving it to sibling ``donor``.
 
     ``services``, when given, replaces the domain's service set (e.g. adds an
-    optional service as demand is predicted).
+    optional service as demand is predicted). ``donor == domain`` changes the
+    services only, inside the same allotment (a host of one domain has no sibling).
     """
 
     domain: int

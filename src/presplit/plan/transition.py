@@ -167,7 +167,8 @@ def _split(state, a: SplitDomain):
     new, cpu_left, mem_left = [], dom.cpu_mips, dom.mem_mb
     for i, (cpu, mem) in enumerate(a.sizes):
         nd = Domain(len(state.domains) + i, dom.host, float(cpu), float(mem), services, "provisioning",
-                    state.now + state.model.provision_s, dom.patch_started, dom.patch_until)
+                    state.now + state.model.provision_s, dom.patch_started, dom.patch_until,
+                    services_at=state.now)
         _holds(state, nd, nd.cpu_mips, nd.mem_mb, services)
         new.append(nd)
         cpu_left, mem_left = cpu_left - cpu, mem_left - mem
@@ -179,13 +180,22 @@ def _split(state, a: SplitDomain):
 
 def _resize(state, a: ResizeDomain):
     dom, donor = _domain(state, a.domain), _domain(state, a.donor)
-    _check(dom.id != donor.id and dom.host == donor.host, "resize donor must be a sibling domain")
     _check("patching" not in (dom.state, donor.state), "cannot resize a domain being patched")
     services = dom.services if a.services is None else tuple(a.services)
+    if dom.id == donor.id:  # no donor: only the services change, inside the same allotment
+        _check(a.services is not None and abs(a.cpu_mips - dom.cpu_mips) <= EPS and abs(a.mem_mb - dom.mem_mb) <= EPS,
+               "a resize without a sibling donor may change the services only, not the allotment")
+        _holds(state, dom, dom.cpu_mips, dom.mem_mb, services)
+        changed = replace(dom, services=services, services_at=state.now)
+        return state.with_domain(changed), Cost(seconds=state.model.provision_s), (), {
+            "services": [x.name for x in services]}
+    _check(dom.host == donor.host, "resize donor must be a sibling domain")
     d_cpu, d_mem = a.cpu_mips - dom.cpu_mips, a.mem_mb - dom.mem_mb
     _holds(state, dom, a.cpu_mips, a.mem_mb, services)
     _holds(state, donor, donor.cpu_mips - d_cpu, donor.mem_mb - d_mem, donor.services)
-    out = state.with_domain(replace(dom, cpu_mips=float(a.cpu_mips), mem_mb=float(a.mem_mb), services=services),
+    at = dom.services_at if a.services is None else state.now
+    out = state.with_domain(replace(dom, cpu_mips=float(a.cpu_mips), mem_mb=float(a.mem_mb), services=services,
+                                    services_at=at),
                             replace(donor, cpu_mips=donor.cpu_mips - d_cpu, mem_mb=donor.mem_mb - d_mem))
     return out, Cost(seconds=state.model.repin_s), (), {"delta": (d_cpu, d_mem)}
 

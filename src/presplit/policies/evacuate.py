@@ -27,7 +27,9 @@ Each host (as source or destination) gets ``nic_budget`` x one tick of
 migration time (pre-copy durations at the full share) per tick.
 
 No splitting: every host stays one domain, so patching a host is patching
-its one domain.
+its one domain. Hosts are provisioned as today's hypervisors are: every
+domain runs all of the scenario's services (minimal and optional) from the
+first tick, so the baseline never runs short of IO a service could carry.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import RUNNING
-from presplit.plan import Action, MigrateGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, apply_action
+from presplit.plan import (
+    Action, MigrateGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain, apply_action,
+)
 
 
 @dataclass
@@ -51,6 +55,7 @@ class EvacuatePolicy:
 
     def propose(self, state: ClusterState, forecasts, now: float) -> list[Action]:
         plan = _Plan(state, self)
+        plan.provision()
         plan.maintenance()
         plan.place()
         plan.balance()
@@ -156,6 +161,17 @@ class _Plan:
                                                      f"window closes at {w.end:g} s: patch with "
                                                      f"{int(left.sum())} guests still inside"),
                                           details={"window": (w.start, w.end), "guests_inside": int(left.sum())}))
+
+    def provision(self) -> None:
+        """Every usable domain runs every service of the scenario (static, full provisioning)."""
+        s = self.sim
+        full = (*s.model.minimal_services, *s.model.optional_services)
+        if not s.model.optional_services:
+            return
+        for d in s.domains:
+            if d.live and d.state == "active" and set(d.services) != set(full):
+                self.try_(ResizeDomain(d.id, d.cpu_mips, d.mem_mb, d.id, services=full,
+                                       reason="hosts run every service from the start (static provisioning)"))
 
     def place(self) -> None:
         s = self.sim

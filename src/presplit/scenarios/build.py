@@ -15,6 +15,8 @@ Guests from a trace (one feed; several feeds are concatenated):
   seeded sample of the rest. Copy k > 0 of a VM is the same VM shifted
   circularly by a seeded whole number of days, so copies do not peak in
   lockstep while daily patterns stay.
+- **IO**: traces with disk and network throughput (Bitbrains) feed each
+  guest's IO demand (MB/s), which domain services must carry.
 - **arrival**: ``first-nonzero`` (default) starts a guest at the trace's
   first step with non-zero CPU (most at t=0); ``at-start`` starts all at t=0.
 """
@@ -103,6 +105,8 @@ def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
     cols = (np.arange(steps)[None, :] - shift[:, None]) % steps
     cpu = cpu_frac[src[:, None], cols]
     mem_mb = None if mem is None else np.minimum(mem[src[:, None], cols], ram[src][:, None])
+    io = _io_mb_s(work, n, steps)
+    io_mb_s = None if io is None else io[src[:, None], cols]
     if feed.arrivals == "first-nonzero":
         arrival = np.where((cpu > 0).any(axis=1), (cpu > 0).argmax(axis=1), 0)
     else:
@@ -119,8 +123,21 @@ def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
                                intra_rack=fab.get("intra_rack", "mesh"))
     windows = patch_windows(scenario, hosts, work.start_epoch_s, steps * scenario.interval_s)
     state = ClusterState.initial(hosts, guests, fabric, scenario.model, patch_windows=windows)
-    return DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s), steps,
+    return DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s, io_mb_s), steps,
                      str(trace or feed.trace))
+
+
+def _io_mb_s(work, n: int, steps: int) -> np.ndarray | None:
+    """[guests, steps, 2] disk and network IO in MB/s, when the trace has both in KB/s (Bitbrains)."""
+    if not {"disk", "net"} <= set(work.resources):
+        return None
+    out = []
+    for r in ("disk", "net"):
+        unit = work.units.get(r)
+        if unit != "KB/s":
+            raise ScenarioFileError("trace", r, f"IO in {unit!r}", "KB/s (as the trace readers give it)")
+        out.append(np.nan_to_num(work.resource(r)[:n, :steps]) / 1024.0)
+    return np.stack(out, axis=-1)
 
 
 def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | None,

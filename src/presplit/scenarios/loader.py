@@ -31,7 +31,7 @@ TOP_KEYS = {"name", "description", "engine", "preset", "base", "interval_s", "ho
 HOST_KEYS = {"name", "count", "cores", "mips_per_core", "ram_gb", "nic_gbit", "racks", "boot_delay_s",
              "off_power_w", "power_w", "power_source"}
 FABRIC_KEYS = {"intra_rack", "oversubscription", "host_latency_ms", "spine_latency_ms"}
-SERVICE_KEYS = {"name", "cores", "cpu_mips", "mem_gb", "mem_mb"}
+SERVICE_KEYS = {"name", "cores", "cpu_mips", "mem_gb", "mem_mb", "disk_mb_s", "net_mb_s"}
 MIGRATION_KEYS = {"bandwidth_share", "max_downtime_ms", "max_rounds", "repin_ms", "provision_s",
                   "source_degradation", "destination_reservation"}
 PATCH_KEYS = {"duration_per_domain", "calendar"}
@@ -212,4 +212,9 @@ def service(file: Path, raw: Any, where: str, mips_per_core: float) -> Service:
     cpu = r.get("cores", float) * mips_per_core if cpu is None else cpu
     mem = r.get("mem_mb", float, None)
     mem = r.get("mem_gb", float) * 1024.0 if mem is None else mem
-    return Service(r.get("name", str), cpu, mem)
+    # IO the service carries for its domain's guests (0: none; IO is modelled once any service has some).
+    io = [r.get(k, float, 0.0) for k in ("disk_mb_s", "net_mb_s")]
+    for k, v in zip(("disk_mb_s", "net_mb_s"), io):
+        if v < 0:
+            raise ScenarioFileError(file, f"{where}.{k}", f"{v:g}", "MB/s >= 0")
+    return Service(r.get("name", str), cpu, mem, *io)

@@ -6,7 +6,7 @@ Every ``interval_s`` (300 s by default) the engine
    migrations, patches, boots and domain provisioning that ended);
 2. marks guests whose arrival step has come as ``pending`` and sets every
    guest's demand from the workload (CPU fraction x guest MIPS; memory in MB
-   where the trace has it, capped at the guest's RAM);
+   where the trace has it, capped at the guest's RAM; disk and network IO);
 3. scores the patch windows that have ended (met when every live domain of
    the host was patched inside the window);
 4. asks the policy ``propose(state, forecasts, now) -> list[Action]`` and
@@ -33,7 +33,9 @@ import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, PENDING
-from presplit.plan import Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, SplitDomain
+from presplit.plan import (
+    Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, ResizeDomain, SplitDomain,
+)
 from presplit.plan import advance, apply_action
 from presplit.plan.invariants import violations
 from presplit.sim.domain_metrics import DomainMetrics
@@ -83,12 +85,14 @@ class DomainSimResult:
 
 @dataclass
 class DomainWorkload:
-    """What feeds the guests: CPU fraction [guests, steps], memory MB (or None), arrival step per guest."""
+    """What feeds the guests: CPU fraction [guests, steps], memory MB (or None), arrival step per guest,
+    and disk and network IO in MB/s [guests, steps, 2] (or None)."""
 
     cpu: np.ndarray
     mem_mb: np.ndarray | None
     arrival_step: np.ndarray
     interval_s: float = 300.0
+    io_mb_s: np.ndarray | None = None
 
 
 def window_met(state: ClusterState, host: int, start: float, end: float) -> bool:
@@ -111,7 +115,7 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     mips = state.guest_mips
     ram = state.guest_reserve[:, 1]
     metrics = DomainMetrics(state)
-    counts = dict(intra_host_moves=0, cross_host_migrations=0, fabric_gb=0.0, splits=0, merges=0,
+    counts = dict(intra_host_moves=0, cross_host_migrations=0, fabric_gb=0.0, splits=0, merges=0, service_changes=0,
                   actions_refused=0, energy_actions_j=0.0)
     per_guest = np.zeros(state.n_guests, np.int64)
     events: list[Event] = []
@@ -126,8 +130,9 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
         arrive = (workload.arrival_step <= k) & (state.guest_status == ABSENT)
         status = np.where(arrive, PENDING, state.guest_status).astype(np.int8) if arrive.any() else None
         mem = None if workload.mem_mb is None else np.minimum(workload.mem_mb[:, k], ram)
+        io = {} if workload.io_mb_s is None else {"demand_io": np.ascontiguousarray(workload.io_mb_s[:, k, :])}
         state = state.evolve(demand_mips=workload.cpu[:, k] * mips,
-                             demand_mem_mb=state.demand_mem_mb if mem is None else mem,
+                             demand_mem_mb=state.demand_mem_mb if mem is None else mem, **io,
                              **({"guest_status": status} if status is not None else {}))
         while next_window < len(counted) and counted[next_window].end <= t:
             w = counted[next_window]
@@ -157,6 +162,8 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
                 counts["intra_host_moves"] += len(outcome.guests)  # merged guests are re-pinned
             elif isinstance(action, SplitDomain):
                 counts["splits"] += 1
+            elif isinstance(action, ResizeDomain) and action.services is not None:
+                counts["service_changes"] += 1
         metrics.step(state, dt)
     state, _ = advance(state, horizon)
     for w in counted[next_window:]:

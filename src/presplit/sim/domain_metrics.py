@@ -16,6 +16,12 @@ actions (demand is the trace's 5-minute sample, constant over the step):
   ``off_power_w`` while off; energy is the trapezoid between consecutive
   steps (the last step is held for its own length).
 
+When the scenario's services carry IO (``DomainModel.io_modelled``), a
+domain's running guests' disk and network IO beyond what its services carry
+is not served: ``io_shortfall`` = IO unserved / IO requested (MB, both
+resources), ``io_slatah`` = time hosts are active with a domain short of IO /
+time hosts are active.
+
 Definitions as in :mod:`presplit.sim.metrics` (ratio of sums): SLATAH = time
 hosts are active with a domain short of demand / time hosts are active; PDM =
 MIPS withheld from migrating guests / MIPS requested; overall SLA violation =
@@ -52,6 +58,8 @@ class DomainMetrics:
         self.migration_pause_s = 0.0
         self.last_dt = 0.0
         self.active_hosts: list[int] = []
+        self.io_modelled = state.model.io_modelled
+        self.io_requested = self.io_unserved = self.io_violation_s = 0.0
 
     def step(self, state: ClusterState, dt: float) -> None:
         t0, t1 = state.now, state.now + dt
@@ -106,6 +114,19 @@ class DomainMetrics:
         self.active_s += dt * int(active.sum())
         self.violation_s += dt * int((active & short).sum())
         self.active_hosts.append(int(on.sum()))
+        if self.io_modelled:
+            self._io(state, dt, placed & (state.guest_status != ABSENT), d_idx, active)
+
+    def _io(self, state: ClusterState, dt: float, placed: np.ndarray, d_idx: np.ndarray, active: np.ndarray) -> None:
+        """IO a domain's services cannot carry goes unserved (both resources, MB over the step)."""
+        n_dom, arrays = len(state.domains), state.domain_arrays
+        io = state.demand_io
+        demand = np.stack([np.bincount(d_idx[placed], io[placed, k], minlength=n_dom) for k in range(2)], axis=1)
+        unserved = np.clip(demand - arrays["io_mb_s"], 0.0, None) * arrays["live"][:, None]
+        self.io_requested += float(demand.sum()) * dt
+        self.io_unserved += float(unserved.sum()) * dt
+        short = np.bincount(arrays["host"], (unserved > 1e-9).any(axis=1), minlength=state.n_hosts) > 0
+        self.io_violation_s += dt * int((active & short).sum())
 
     def finish(self) -> dict[str, float]:
         joules = self.joules + (float(self.prev_watts.sum()) * self.last_dt if self.prev_watts is not None else 0.0)
@@ -123,4 +144,6 @@ class DomainMetrics:
             "guest_downtime_s": self.downtime_s,
             "migration_pause_s": self.migration_pause_s,
             "outage_s": self.downtime_s - self.migration_pause_s,
+            "io_shortfall": self.io_unserved / self.io_requested if self.io_requested else 0.0,
+            "io_slatah": self.io_violation_s / self.active_s if self.active_s else 0.0,
         }

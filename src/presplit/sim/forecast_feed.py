@@ -6,7 +6,9 @@ keeps the last ``window`` samples (newest first) and answers the engine's
 outlook (a window quantile plus the short-term trend, see
 :mod:`presplit.policies.presplit.outlook`). It also hands out the raw recent
 series, so a policy can form correlation-aware outlooks of *sets* of guests
-(a domain, a host) from their summed series.
+(a domain, a host) from their summed series: CPU always, and disk and
+network IO when the scenario's services carry IO (kept only then: the IO
+window costs as much memory as the CPU one, twice).
 """
 
 from __future__ import annotations
@@ -21,14 +23,32 @@ class ObservedForecasts:
     def __init__(self, n_guests: int, window: int = 36, params: OutlookParams | None = None) -> None:
         self.params = params or OutlookParams()
         self.series = np.zeros((n_guests, window))  # MIPS, newest first
+        self.io: np.ndarray | None = None  # [guests, window, 2] disk and network MB/s, newest first
         self.samples = 0
 
     def __call__(self, step: int, state: ClusterState) -> "ObservedForecasts":
         """Record the demand the engine set for this tick; the engine calls this every tick."""
         self.series[:, 1:] = self.series[:, :-1]
         self.series[:, 0] = state.demand_mips
+        if state.model.io_modelled:
+            if self.io is None:
+                self.io = np.zeros((*self.series.shape, 2))
+            self.io[:, 1:] = self.io[:, :-1]
+            self.io[:, 0] = state.demand_io
         self.samples = min(self.samples + 1, self.series.shape[1])
         return self
+
+    def recent_io(self, guests: np.ndarray) -> np.ndarray:
+        """[guests, samples, 2] of observed disk and network IO (MB/s), newest first (zeros before any)."""
+        if self.io is None:
+            return np.zeros((len(guests), max(self.samples, 1), 2))
+        return self.io[guests, :max(self.samples, 1)]
+
+    def io_upper(self, guests: np.ndarray) -> np.ndarray:
+        """Correlation-aware upper forecast of the summed disk and network IO of ``guests`` (MB/s, shape [2])."""
+        if len(guests) == 0:
+            return np.zeros(2)
+        return upper(self.recent_io(guests).sum(axis=0).T, self.params)
 
     def recent(self, guests: np.ndarray | None = None) -> np.ndarray:
         """[guests, samples] of observed demand, newest first."""

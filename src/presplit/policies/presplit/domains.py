@@ -25,7 +25,15 @@ Each tick, over a what-if copy of the state (every action goes through
    When no host can take the guest in time, the guest is fenced in a domain
    of its own on its host (split, then re-pin with its share), so its peak no
    longer takes CPU from its neighbours.
-4. **Recombination and power.** A host's split domains are merged once its
+4. **Domain services.** When the scenario's services carry IO, each domain
+   runs the minimal set plus the optional services its guests' forecast disk
+   and network IO needs: one is added when the correlation-aware IO outlook
+   crosses ``target`` of what the running services carry, and dropped (its
+   CPU and memory go back to the guests) once the outlook stays under
+   ``io_release`` of what the others carry and it has run ``service_hold_s``.
+   A domain split off for a patch
+   starts with the services its future guests need.
+5. **Recombination and power.** A host's split domains are merged once its
    forecast fits under ``target`` as one domain; empty hosts outside patch
    windows are switched off, keeping ``spare_hosts`` on.
 
@@ -62,6 +70,8 @@ class DomainPresplit:
     max_total: int = 64        # live migrations per tick in the whole fleet
     spare_hosts: int = 1
     mem_fill: float = 0.7      # placement spreads over the hosts needed at this memory filling
+    io_release: float = 0.5    # drop an optional IO service once the outlook fits under this share without it
+    service_hold_s: float = 3600.0  # an added service stays at least this long
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
@@ -74,6 +84,7 @@ class DomainPresplit:
         plan.patches()
         plan.place()
         plan.balance()
+        plan.services()
         plan.recombine_demand()
         plan.power()
         return plan.actions
@@ -329,15 +340,20 @@ class _Plan:
         # are re-pinned) and the memory nobody reserves; it never takes what guests reserve.
         hard_cpu = dom.capacity_mips - float(s.reserved[d, 0])
         hard_mem = dom.capacity_mb - float(s.reserved[d, 1])
-        cpu = min(1.5 * self.services_mips, hard_cpu)
-        mem = min(max(mem, 1.5 * self.services_mb), hard_mem)
-        if cpu <= self.services_mips or mem <= self.services_mb:
+        # Its guests will all live there: it starts with the services their IO outlook needs.
+        io = self.io_upper(self.members(d))
+        services = self.services_for(io, s.model.minimal_services)
+        svc_mips, svc_mb = sum(x.cpu_mips for x in services), sum(x.mem_mb for x in services)
+        cpu = min(svc_mips + 0.5 * self.services_mips, hard_cpu)
+        mem = min(max(mem, svc_mb + 0.5 * self.services_mb), hard_mem)
+        if cpu <= svc_mips or mem <= svc_mb:
             return  # too full to split: patch_step will make room over the fabric
-        self.try_(SplitDomain(d, ((cpu, mem),), reason=(
+        self.try_(SplitDomain(d, ((cpu, mem),), services=services, reason=(
             f"patch window {w.start:g}-{w.end:g} s of host {dom.host} opens in "
             f"{max(0.0, w.start - s.now):g} s: split off the capacity its guests do not need"),
             details={"window": (w.start, w.end), "new_cpu_mips": cpu, "new_mem_mb": mem,
-                     "guests_cpu_need": self.cpu_need(d), "guests_mem_reserved": float(s.reserved[d, 1])}))
+                     "guests_cpu_need": self.cpu_need(d), "guests_mem_reserved": float(s.reserved[d, 1]),
+                     "services": [x.name for x in services], "io_outlook_mb_s": io.tolist()}))
 
     def patch_step(self, h: int, w) -> None:
         s = self.sim
@@ -556,6 +572,77 @@ class _Plan:
             self.try_(SplitDomain(d, ((cpu, mem),), reason=why + ": no host can take its hottest guest in time; "
                                   "split off a domain to fence it in (it moves in once the domain is ready)",
                                   details={**numbers, "guest": g}))
+
+    # ------------------------------------------------------------ 4. services
+    def io_upper(self, guests: np.ndarray) -> np.ndarray:
+        """Disk and network IO outlook (MB/s) of a set of guests; zeros when IO is not modelled."""
+        if not self.sim.model.io_modelled or not hasattr(self.fc, "io_upper"):
+            return np.zeros(2)
+        return self.fc.io_upper(guests)
+
+    def services_for(self, io: np.ndarray, current) -> tuple:
+        """The service set a domain with IO outlook ``io`` should run, starting from ``current``.
+
+        Optional services that carry a resource whose outlook crosses ``target``
+        of what is running are added (the one carrying most per CPU first);
+        an optional service is dropped when the outlook fits under
+        ``io_release`` of what the rest carry. The minimal set always stays.
+        """
+        model = self.sim.model
+        have = list(current)
+        carry = lambda svcs: np.array([sum(x.disk_mb_s for x in svcs), sum(x.net_mb_s for x in svcs)])  # noqa: E731
+        for k in range(2):
+            spare = [x for x in model.optional_services if x not in have and (x.disk_mb_s, x.net_mb_s)[k] > 0]
+            spare.sort(key=lambda x: -(x.disk_mb_s, x.net_mb_s)[k] / max(x.cpu_mips, 1.0))
+            while io[k] > self.p.target * carry(have)[k] and spare:
+                have.append(spare.pop(0))
+        for x in [x for x in have if x not in model.minimal_services]:
+            rest = [y for y in have if y is not x]
+            if (io <= self.p.io_release * carry(rest)).all():
+                have = rest
+        return tuple(have)
+
+    def services(self) -> None:
+        """Give each usable domain the optional services its guests' IO outlook needs, and no more."""
+        s = self.sim
+        if not s.model.io_modelled or not s.model.optional_services or not hasattr(self.fc, "recent_io"):
+            return
+        # Every domain's summed IO series at once; only domains that may need a change go on.
+        n = len(s.domains)
+        io_rec = self.fc.recent_io(np.arange(s.n_guests))  # [guests, samples, 2]
+        width = io_rec.shape[1]
+        sums = np.zeros((n * width, 2))
+        staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
+        for arr in (staying, s.guest_dest):
+            idx = np.flatnonzero(arr >= 0)
+            if len(idx):
+                flat = (arr[idx][:, None] * width + np.arange(width)).ravel()
+                for k in range(2):
+                    sums[:, k] += np.bincount(flat, io_rec[idx, :, k].ravel(), minlength=n * width)
+        outlook = upper(sums.reshape(n, width, 2).transpose(0, 2, 1), self.params)  # [domains, 2]
+        a = s.domain_arrays
+        minimal = len(s.model.minimal_services)
+        has_optional = np.array([len(d.services) > minimal for d in s.domains])
+        crossing = (outlook > self.p.target * a["io_mb_s"]).any(axis=1)
+        for d in np.flatnonzero(self.usable_mask & a["live"] & (crossing | has_optional)):
+            dom = self.sim.domains[int(d)]
+            if self.sim.now - dom.services_at < self.p.service_hold_s and len(dom.services) > minimal \
+                    and not crossing[d]:
+                continue  # a service change holds for a while: no add-drop flapping
+            io = outlook[d]
+            want = self.services_for(io, dom.services)
+            if set(want) == set(dom.services):
+                continue
+            added = [x.name for x in want if x not in dom.services]
+            dropped = [x.name for x in dom.services if x not in want]
+            carried = np.array(dom.io_mb_s)
+            why = (f"domain {dom.id} IO outlook {io[0]:.0f} MB/s disk, {io[1]:.0f} MB/s network against "
+                   f"{carried[0]:.0f} / {carried[1]:.0f} its services carry: "
+                   + "; ".join(p for p in (f"add {', '.join(added)}" if added else "",
+                                          f"drop {', '.join(dropped)}" if dropped else "") if p))
+            self.try_(ResizeDomain(dom.id, dom.cpu_mips, dom.mem_mb, dom.id, services=want, reason=why,
+                                   details={"io_outlook_mb_s": io.tolist(), "io_carried_mb_s": carried.tolist(),
+                                            "target": self.p.target, "release": self.p.io_release}))
 
     def recombine_demand(self) -> None:
         """Merge a host's domains again once its forecast fits under target as one domain."""
