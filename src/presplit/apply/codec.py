@@ -19,7 +19,7 @@ from presplit.model.domains import Service
 from presplit.plan import actions as A
 
 KINDS = {c.__name__: c for c in (A.SplitDomain, A.ResizeDomain, A.MergeDomains, A.MoveGuest, A.MigrateGuest,
-                                 A.PlaceGuest, A.PowerOn, A.PowerOff, A.PatchDomain)}
+                                 A.PlaceGuest, A.PowerOn, A.PowerOff, A.PatchDomain, A.SetMigrationShare)}
 
 
 def plain(x):

@@ -26,7 +26,8 @@ import math
 from presplit.model.domains import MIGRATING, PENDING, RUNNING
 from presplit.plan import apply_action
 from presplit.plan.actions import (
-    MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain, SplitDomain,
+    MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
+    SetMigrationShare, SplitDomain,
 )
 
 DONE, PENDING_V, NOT_RUN, FAILED = "done", "pending", "not_run", "failed"
@@ -58,6 +59,7 @@ def capture(state, action) -> dict:
     h = getattr(action, "host", None)
     if h is not None and 0 <= h < state.n_hosts:
         before["host_on"] = bool(state.host_on[h])
+        before["host_mig_share"] = float(state.host_mig_share[h])
     return before
 
 
@@ -119,6 +121,13 @@ def postcondition(state, action, before: dict) -> tuple[str, str]:
         return NOT_RUN, f"host {a.host} off"
     if isinstance(a, PowerOff):
         return (DONE, f"host {a.host} off") if not state.host_on[a.host] else (NOT_RUN, f"host {a.host} on")
+    if isinstance(a, SetMigrationShare):
+        share = float(state.host_mig_share[a.host])
+        if abs(share - a.share) < 1e-9:
+            return DONE, f"host {a.host} migrations take {share:.0%} of its bandwidth"
+        if abs(share - before.get("host_mig_share", float("nan"))) < 1e-9:
+            return NOT_RUN, "share unchanged"
+        return FAILED, f"host {a.host} migration share is {share:g}"
     return FAILED, f"no post-condition for {type(a).__name__}"
 
 

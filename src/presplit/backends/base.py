@@ -30,7 +30,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from presplit.plan.actions import Action
 
 ALL_KINDS = ("SplitDomain", "ResizeDomain", "MergeDomains", "MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn",
-             "PowerOff", "PatchDomain")
+             "PowerOff", "PatchDomain", "SetMigrationShare")
 
 
 class BackendError(RuntimeError):
@@ -50,7 +50,7 @@ class Capabilities:
     name: str
     kinds: tuple[str, ...] = ALL_KINDS
     reversible: tuple[str, ...] = ("MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn", "PowerOff", "SplitDomain",
-                                   "ResizeDomain")
+                                   "ResizeDomain", "SetMigrationShare")
     simulated: bool = False
     interval_s: float = 300.0
     start_s: float = 0.0

@@ -19,7 +19,9 @@ from dataclasses import replace
 
 from presplit.model.domains import MIGRATING, PENDING, RUNNING
 from presplit.plan import apply_action
-from presplit.plan.actions import MigrateGuest, MoveGuest, PlaceGuest, PowerOff, PowerOn, ResizeDomain, SplitDomain
+from presplit.plan.actions import (
+    MigrateGuest, MoveGuest, PlaceGuest, PowerOff, PowerOn, ResizeDomain, SetMigrationShare, SplitDomain,
+)
 
 
 def _set(arr, idx, value):
@@ -54,6 +56,11 @@ def revert_action(state, action, before: dict):
             # replace() keeps any other field (an allotment carried along goes back with the guest)
             return _via(state, replace(a, to_domain=src, reason=f"revert of {a.kind}"))
         return state, True, "guest not at the destination: nothing to undo"
+    if isinstance(a, SetMigrationShare):
+        was = before.get("host_mig_share")
+        if was is None:
+            return state, False, "no migration share recorded before the change"
+        return _via(state, SetMigrationShare(a.host, was, reason="revert of SetMigrationShare"))
     if isinstance(a, PowerOn):
         return _via(state, PowerOff(a.host, reason="revert of PowerOn")) if state.host_on[a.host] else (
             state, True, "host already off")

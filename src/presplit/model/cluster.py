@@ -18,7 +18,9 @@ Guest arrays (index = guest number, ``guests[i]`` is the static spec):
 - ``demand_mips``/``demand_mem_mb``: current demand, set by the engine each tick;
 - ``demand_io``: [guests, 2] current disk and network IO in MB/s (zeros when the trace has none).
 
-Host arrays: ``host_on`` (powered) and ``host_ready_at`` (boot finishes).
+Host arrays: ``host_on`` (powered), ``host_ready_at`` (boot finishes) and
+``host_mig_share`` (the share of the host's fabric bandwidth live migrations
+may take; the model's ``migration_bw_share`` until a policy adapts it).
 ``patch_windows`` are every scenario window (sorted by start); :meth:`patch_due`
 filters those open or starting soon.
 """
@@ -69,11 +71,14 @@ class ClusterState:
     demand_mem_mb: np.ndarray
     patch_windows: tuple[PatchWindowSim, ...] = ()
     demand_io: np.ndarray | None = None
+    host_mig_share: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.demand_io is None:
             object.__setattr__(self, "demand_io", np.zeros((len(self.guests), 2)))
-        for name in ("host_on", "host_ready_at", "demand_io", *_GUEST_ARRAYS):
+        if self.host_mig_share is None:
+            object.__setattr__(self, "host_mig_share", np.full(len(self.hosts), self.model.migration_bw_share))
+        for name in ("host_on", "host_ready_at", "demand_io", "host_mig_share", *_GUEST_ARRAYS):
             arr = getattr(self, name)
             if arr.flags.writeable:
                 arr.flags.writeable = False

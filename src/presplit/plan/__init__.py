@@ -13,12 +13,13 @@ from presplit.plan.actions import (
     PowerOff,
     PowerOn,
     ResizeDomain,
+    SetMigrationShare,
     SplitDomain,
 )
 from presplit.plan.transition import action_cost, advance, apply_action, precopy
 
 __all__ = [
     "Action", "ActionOutcome", "ActionRefused", "Cost", "MergeDomains", "MigrateGuest", "MoveGuest",
-    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "SplitDomain",
+    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "SetMigrationShare", "SplitDomain",
     "action_cost", "advance", "apply_action", "precopy",
 ]

@@ -105,6 +105,19 @@ class PowerOff(Action):
 
 
 @dataclass(frozen=True)
+class SetMigrationShare(Action):
+    """Set the share of ``host``'s fabric bandwidth live migrations may take (the fabric's QoS split).
+
+    The rest is kept for guest traffic. A migration runs at its path's
+    bottleneck times the smaller share of its two ends; migrations in flight
+    keep the rate they started with.
+    """
+
+    host: int
+    share: float
+
+
+@dataclass(frozen=True)
 class PatchDomain(Action):
     """Patch a domain: its services are down for ``duration_s``; guests still inside go down too."""
 

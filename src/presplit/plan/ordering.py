@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from presplit.plan.actions import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SplitDomain,
+    SetMigrationShare, SplitDomain,
 )
 
 
@@ -122,7 +122,7 @@ def _touch(state, a: Action, next_domain: int):
     if isinstance(a, PatchDomain):
         h = host_of(a.domain)
         return set(), set(), set(), {a.domain}, set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, (PowerOn, PowerOff)):
+    if isinstance(a, (PowerOn, PowerOff, SetMigrationShare)):  # later moves on the host wait for it
         return set(), set(), set(), set(), {a.host}, (a.host,), None, 0
     raise PlanError(f"unknown action type {type(a).__name__}", None, a)
 

@@ -24,13 +24,14 @@ from presplit.model.cluster import ClusterState
 from presplit.model.domains import DOWN, MIGRATING, PENDING, RUNNING, Domain
 from presplit.plan.actions import (
     Action, ActionOutcome, ActionRefused, Cost, MergeDomains, MigrateGuest, MoveGuest, PatchDomain,
-    PlaceGuest, PowerOff, PowerOn, ResizeDomain, SplitDomain,
+    PlaceGuest, PowerOff, PowerOn, ResizeDomain, SetMigrationShare, SplitDomain,
 )
 
 EPS = 1e-6
 # Energy of one live migration, Liu et al., "Performance and energy modeling for
 # live migration of virtual machines", HPDC 2011: E = 0.512 J/MB x data + 20.165 J.
 MIGRATION_J_PER_MB, MIGRATION_J_FIXED = 0.512, 20.165
+MIN_SHARE = 0.05  # a host's migration share stays within [MIN_SHARE, 1 - MIN_SHARE]
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def _migrate(state, a: MigrateGuest):
     _fits(state, g, dst.id)
     m, spec = state.model, state.guests[g]
     path = state.fabric.path(src.host, dst.host)
-    pc = precopy(spec.ram_mb, spec.dirty_rate_mbps, path.mb_per_s * m.migration_bw_share,
+    share = float(min(state.host_mig_share[src.host], state.host_mig_share[dst.host]))
+    pc = precopy(spec.ram_mb, spec.dirty_rate_mbps, path.mb_per_s * share,
                  max_downtime_s=m.max_downtime_s, max_rounds=m.max_rounds)
     now, end = state.now, state.now + pc.duration_s
     out = state.evolve(guest_dest=_set(state.guest_dest, g, dst.id),
@@ -261,8 +263,8 @@ def _migrate(state, a: MigrateGuest):
                        guest_down_end=_set(state.guest_down_end, g, end))
     out = _shift_reserved(state, out, g, -1, dst.id)  # the destination books the guest while it copies in
     cost = Cost(pc.duration_s, pc.downtime_s, pc.mb / 1000.0, MIGRATION_J_PER_MB * pc.mb + MIGRATION_J_FIXED)
-    return out, cost, (g,), {"from": src.id, "to": dst.id, "path_gbit": path.gbit, "rounds": pc.rounds,
-                             "mb": pc.mb}
+    return out, cost, (g,), {"from": src.id, "to": dst.id, "path_gbit": path.gbit, "share": share,
+                             "rounds": pc.rounds, "mb": pc.mb}
 
 
 def _place(state, a: PlaceGuest):
@@ -294,6 +296,17 @@ def _power_off(state, a: PowerOff):
     return state.evolve(host_on=_set(state.host_on, h, False)), Cost(), (), {}
 
 
+def _set_share(state, a: SetMigrationShare):
+    h = int(a.host)
+    _check(0 <= h < state.n_hosts, f"no host {a.host}")
+    share = float(a.share)
+    # Some bandwidth always stays with each side: guests need the network, and a migration needs progress.
+    _check(MIN_SHARE <= share <= 1.0 - MIN_SHARE, f"migration share must be within {MIN_SHARE:g}..{1 - MIN_SHARE:g}, "
+                                                 f"got {share:g}")
+    before = float(state.host_mig_share[h])
+    return state.evolve(host_mig_share=_set(state.host_mig_share, h, share)), Cost(), (), {"was": before}
+
+
 def _patch(state, a: PatchDomain):
     dom = _domain(state, a.domain)
     _check(dom.state in ("active", "draining") and dom.ready_at <= state.now, f"domain {dom.id} is {dom.state}")
@@ -312,7 +325,7 @@ def _patch(state, a: PatchDomain):
 
 _HANDLERS = {SplitDomain: _split, ResizeDomain: _resize, MergeDomains: _merge, MoveGuest: _move,
              MigrateGuest: _migrate, PlaceGuest: _place, PowerOn: _power_on, PowerOff: _power_off,
-             PatchDomain: _patch}
+             PatchDomain: _patch, SetMigrationShare: _set_share}
 
 
 # ----------------------------------------------------------------- time

@@ -18,9 +18,10 @@ actions (demand is the trace's 5-minute sample, constant over the step):
 
 When the scenario's services carry IO (``DomainModel.io_modelled``), a
 domain's running guests' disk and network IO beyond what its services carry
-is not served: ``io_shortfall`` = IO unserved / IO requested (MB, both
-resources), ``io_slatah`` = time hosts are active with a domain short of IO /
-time hosts are active.
+is not served, and so is guest network traffic beyond what the host's NIC
+leaves while it carries a live migration (the host's migration share):
+``io_shortfall`` = IO unserved / IO requested (MB, both resources),
+``io_slatah`` = time hosts are active short of IO / time hosts are active.
 
 Definitions as in :mod:`presplit.sim.metrics` (ratio of sums): SLATAH = time
 hosts are active with a domain short of demand / time hosts are active; PDM =
@@ -115,18 +116,38 @@ class DomainMetrics:
         self.violation_s += dt * int((active & short).sum())
         self.active_hosts.append(int(on.sum()))
         if self.io_modelled:
-            self._io(state, dt, placed & (state.guest_status != ABSENT), d_idx, active)
+            self._io(state, dt, placed & (state.guest_status != ABSENT), d_idx, active, mig / dt)
 
-    def _io(self, state: ClusterState, dt: float, placed: np.ndarray, d_idx: np.ndarray, active: np.ndarray) -> None:
-        """IO a domain's services cannot carry goes unserved (both resources, MB over the step)."""
-        n_dom, arrays = len(state.domains), state.domain_arrays
+    def _io(self, state: ClusterState, dt: float, placed: np.ndarray, d_idx: np.ndarray, active: np.ndarray,
+            migrating: np.ndarray) -> None:
+        """IO a domain's services cannot carry goes unserved (both resources, MB over the step).
+
+        Network IO must also pass the host's NIC: while a host sends or receives
+        a live migration (``migrating``: each guest's share of the step in
+        pre-copy), the migration takes its share of the NIC and guest traffic
+        beyond the rest goes unserved too.
+        """
+        n_dom, n_host, arrays = len(state.domains), state.n_hosts, state.domain_arrays
         io = state.demand_io
         demand = np.stack([np.bincount(d_idx[placed], io[placed, k], minlength=n_dom) for k in range(2)], axis=1)
         unserved = np.clip(demand - arrays["io_mb_s"], 0.0, None) * arrays["live"][:, None]
+        host_of = arrays["host"]
+        served_net = np.bincount(host_of, demand[:, 1] - unserved[:, 1], minlength=n_host)
+        busy = np.zeros(n_host)
+        moving = np.flatnonzero(migrating > 0)
+        if len(moving):
+            for ends in (state.guest_domain[moving], state.guest_dest[moving]):
+                ok = ends >= 0
+                np.maximum.at(busy, host_of[ends[ok]], migrating[moving][ok])
+        nic = np.array([h.nic_gbit * 125.0 for h in state.hosts])  # MB/s
+        # For the part of the step a migration runs the NIC leaves guests (1 - share); the rest, all of it.
+        busy = np.clip(busy, 0.0, 1.0)
+        nic_short = (busy * np.clip(served_net - nic * (1.0 - state.host_mig_share), 0.0, None)
+                     + (1.0 - busy) * np.clip(served_net - nic, 0.0, None))
         self.io_requested += float(demand.sum()) * dt
-        self.io_unserved += float(unserved.sum()) * dt
-        short = np.bincount(arrays["host"], (unserved > 1e-9).any(axis=1), minlength=state.n_hosts) > 0
-        self.io_violation_s += dt * int((active & short).sum())
+        self.io_unserved += (float(unserved.sum()) + float(nic_short.sum())) * dt
+        short = np.bincount(host_of, (unserved > 1e-9).any(axis=1), minlength=n_host) > 0
+        self.io_violation_s += dt * int((active & (short | (nic_short > 1e-9))).sum())
 
     def finish(self) -> dict[str, float]:
         joules = self.joules + (float(self.prev_watts.sum()) * self.last_dt if self.prev_watts is not None else 0.0)

@@ -711,7 +711,7 @@ class QemuBackend:
         t_start = self.now()
         result = live_migrate(guest, netns=self.fabric.hosts[host].netns, cgroup=self.cg[dst],
                               address=self.fabric.address(host), port=20000 + 5 * self._port,
-                              bandwidth_bytes=self.spec.bandwidth_mib_s * MIB,
+                              bandwidth_bytes=self._migration_cap(state, state.domains[src].host, host),
                               deadline_s=self.spec.migration_deadline_s, stall_s=self.spec.migration_stall_s,
                               teardown=self.td)
         rec = result.record
@@ -776,7 +776,16 @@ class QemuBackend:
     def _do_PowerOff(self, state, new, a):
         return new, {}
 
+    def _do_SetMigrationShare(self, state, new, a):
+        # Takes effect on the next migration from or to the host: its QEMU max-bandwidth.
+        return new, {"migration_cap_mib_s": self._migration_cap(new, a.host, a.host) / MIB}
+
     # ------------------------------------------------------------------ helpers
+    def _migration_cap(self, state, src_host: int, dst_host: int) -> int:
+        """QEMU's max-bandwidth (bytes/s): the spec's rate at the model's default share, scaled by the hosts' share."""
+        share = float(min(state.host_mig_share[src_host], state.host_mig_share[dst_host]))
+        return int(self.spec.bandwidth_mib_s * MIB * share / state.model.migration_bw_share)
+
     def _sync_or_undo(self, state, new, host) -> None:
         try:
             self._sync_host(new, host)

@@ -33,7 +33,10 @@ Each tick, over a what-if copy of the state (every action goes through
    ``io_release`` of what the others carry and it has run ``service_hold_s``.
    A domain split off for a patch
    starts with the services its future guests need.
-5. **Recombination and power.** A host's split domains are merged once its
+5. **Fabric.** Where guest traffic is observed, each host's bandwidth is
+   split between guest traffic (room for its network outlook) and live
+   migrations (the rest, within bounds), before balancing migrates.
+6. **Recombination and power.** A host's split domains are merged once its
    forecast fits under ``target`` as one domain; empty hosts outside patch
    windows are switched off, keeping ``spare_hosts`` on.
 
@@ -54,7 +57,7 @@ from presplit.model.domains import PENDING, RUNNING
 from presplit.policies.presplit.outlook import upper
 from presplit.plan import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SplitDomain, apply_action,
+    SetMigrationShare, SplitDomain, apply_action,
 )
 
 
@@ -72,6 +75,9 @@ class DomainPresplit:
     mem_fill: float = 0.7      # placement spreads over the hosts needed at this memory filling
     io_release: float = 0.5    # drop an optional IO service once the outlook fits under this share without it
     service_hold_s: float = 3600.0  # an added service stays at least this long
+    min_migration_share: float = 0.1   # bounds of the share of a host's bandwidth migrations may take
+    max_migration_share: float = 0.9
+    share_step: float = 0.1    # smallest change of a host's migration share worth making
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
@@ -83,6 +89,7 @@ class DomainPresplit:
         plan = _Plan(state, self, forecasts)
         plan.patches()
         plan.place()
+        plan.adapt_fabric()
         plan.balance()
         plan.services()
         plan.recombine_demand()
@@ -192,7 +199,7 @@ class _Plan:
             self._refresh(action.domains)
         elif isinstance(action, SplitDomain):
             self._refresh([action.domain])
-        if not isinstance(action, (PlaceGuest, MoveGuest, MigrateGuest)):
+        if not isinstance(action, (PlaceGuest, MoveGuest, MigrateGuest, SetMigrationShare)):
             self._update_usable(before, action)  # a domain's or a host's state changed
         return out
 
@@ -602,24 +609,56 @@ class _Plan:
                 have = rest
         return tuple(have)
 
-    def services(self) -> None:
-        """Give each usable domain the optional services its guests' IO outlook needs, and no more."""
+    def io_outlook(self, group_of_domain: np.ndarray) -> np.ndarray:
+        """[groups, 2] correlation-aware disk and network IO outlook (MB/s) of the guests of each group.
+
+        ``group_of_domain`` maps domain ids to group ids (the identity for
+        domains, the host array for hosts); guests count where they are
+        going when they migrate.
+        """
         s = self.sim
-        if not s.model.io_modelled or not s.model.optional_services or not hasattr(self.fc, "recent_io"):
-            return
-        # Every domain's summed IO series at once; only domains that may need a change go on.
-        n = len(s.domains)
         io_rec = self.fc.recent_io(np.arange(s.n_guests))  # [guests, samples, 2]
-        width = io_rec.shape[1]
+        n, width = int(group_of_domain.max()) + 1 if len(group_of_domain) else 0, io_rec.shape[1]
         sums = np.zeros((n * width, 2))
         staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
         for arr in (staying, s.guest_dest):
             idx = np.flatnonzero(arr >= 0)
             if len(idx):
-                flat = (arr[idx][:, None] * width + np.arange(width)).ravel()
+                flat = (group_of_domain[arr[idx]][:, None] * width + np.arange(width)).ravel()
                 for k in range(2):
                     sums[:, k] += np.bincount(flat, io_rec[idx, :, k].ravel(), minlength=n * width)
-        outlook = upper(sums.reshape(n, width, 2).transpose(0, 2, 1), self.params)  # [domains, 2]
+        return upper(sums.reshape(n, width, 2).transpose(0, 2, 1), self.params)
+
+    def adapt_fabric(self) -> None:
+        """Split each host's fabric bandwidth between guest traffic and migrations by observed traffic.
+
+        Guests keep room for their network outlook at ``target``; migrations
+        get the rest (between ``min_migration_share`` and ``max_migration_share``),
+        so a quiet host migrates fast -- shorter copies, shorter pauses -- and
+        a busy one protects its guests. Changes smaller than
+        ``share_step`` are not made (no churn on noise).
+        """
+        s = self.sim
+        if not s.model.io_modelled or not hasattr(self.fc, "recent_io"):
+            return  # guest traffic is not observed: keep the scenario's static share
+        host = s.domain_arrays["host"]
+        net = self.io_outlook(host)[:, 1] if len(host) else np.zeros(0)
+        net = np.concatenate([net, np.zeros(s.n_hosts - len(net))])
+        nic = np.array([h.nic_gbit * 125.0 for h in s.hosts])  # MB/s
+        want = np.clip(1.0 - net / (self.p.target * nic), self.p.min_migration_share, self.p.max_migration_share)
+        for h in np.flatnonzero(s.host_on & (np.abs(want - s.host_mig_share) >= self.p.share_step)):
+            self.try_(SetMigrationShare(int(h), round(float(want[h]), 3), reason=(
+                f"host {h} guest network outlook {net[h]:.0f} MB/s of {nic[h]:.0f} MB/s: migrations may take "
+                f"{want[h]:.0%} of its bandwidth (was {float(s.host_mig_share[h]):.0%})"),
+                details={"net_outlook_mb_s": float(net[h]), "nic_mb_s": float(nic[h]), "target": self.p.target}))
+
+    def services(self) -> None:
+        """Give each usable domain the optional services its guests' IO outlook needs, and no more."""
+        s = self.sim
+        if not s.model.io_modelled or not s.model.optional_services or not hasattr(self.fc, "recent_io"):
+            return
+        # Every domain's IO outlook at once; only domains that may need a change go on.
+        outlook = self.io_outlook(np.arange(len(s.domains)))
         a = s.domain_arrays
         minimal = len(s.model.minimal_services)
         has_optional = np.array([len(d.services) > minimal for d in s.domains])
