@@ -111,3 +111,14 @@ def test_share_change_is_journalled_checked_and_reverted():
     back, ok, why = revert_action(new, action, before)
     assert ok, why
     assert back.host_mig_share[1] == 0.5
+
+
+def test_a_smaller_pause_limit_buys_a_shorter_pause_with_more_rounds():
+    state = two_hosts()
+    _, default = apply_action(state, MigrateGuest(0, 1))
+    _, short = apply_action(state, MigrateGuest(0, 1, max_downtime_s=0.001))
+    assert short.cost.downtime_s <= 0.001 < default.cost.downtime_s
+    assert short.details["rounds"] > default.details["rounds"]
+    assert short.cost.seconds >= default.cost.seconds - default.cost.downtime_s
+    _, bad = apply_action(state, MigrateGuest(0, 1, max_downtime_s=0.0))
+    assert not bad.ok and "positive" in bad.reason

@@ -80,10 +80,16 @@ class MoveGuest(Action):
 
 @dataclass(frozen=True)
 class MigrateGuest(Action):
-    """Live-migrate a guest to a domain of another host (pre-copy over the fabric)."""
+    """Live-migrate a guest to a domain of another host (pre-copy over the fabric).
+
+    ``max_downtime_s`` is the stop-and-copy pause this migration may take
+    (QEMU's ``downtime-limit``); None: the model's. A smaller limit buys a
+    shorter pause with more pre-copy rounds (bounded by the model's ``max_rounds``).
+    """
 
     guest: int
     to_domain: int
+    max_downtime_s: float | None = None
 
 
 @dataclass(frozen=True)

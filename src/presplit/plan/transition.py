@@ -252,8 +252,10 @@ def _migrate(state, a: MigrateGuest):
     m, spec = state.model, state.guests[g]
     path = state.fabric.path(src.host, dst.host)
     share = float(min(state.host_mig_share[src.host], state.host_mig_share[dst.host]))
+    limit = m.max_downtime_s if a.max_downtime_s is None else float(a.max_downtime_s)
+    _check(limit > 0, f"max_downtime_s must be positive, got {limit:g}")
     pc = precopy(spec.ram_mb, spec.dirty_rate_mbps, path.mb_per_s * share,
-                 max_downtime_s=m.max_downtime_s, max_rounds=m.max_rounds)
+                 max_downtime_s=limit, max_rounds=m.max_rounds)
     now, end = state.now, state.now + pc.duration_s
     out = state.evolve(guest_dest=_set(state.guest_dest, g, dst.id),
                        guest_status=_set(state.guest_status, g, MIGRATING),

@@ -712,6 +712,8 @@ class QemuBackend:
         result = live_migrate(guest, netns=self.fabric.hosts[host].netns, cgroup=self.cg[dst],
                               address=self.fabric.address(host), port=20000 + 5 * self._port,
                               bandwidth_bytes=self._migration_cap(state, state.domains[src].host, host),
+                              downtime_limit_ms=None if a.max_downtime_s is None else max(
+                                  1, int(round(a.max_downtime_s * 1000))),
                               deadline_s=self.spec.migration_deadline_s, stall_s=self.spec.migration_stall_s,
                               teardown=self.td)
         rec = result.record

@@ -78,6 +78,7 @@ class DomainPresplit:
     min_migration_share: float = 0.1   # bounds of the share of a host's bandwidth migrations may take
     max_migration_share: float = 0.9
     share_step: float = 0.1    # smallest change of a host's migration share worth making
+    pause_limit_s: float = 0.01  # stop-and-copy pause a live migration may take (more rounds, shorter pause)
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
@@ -285,7 +286,8 @@ class _Plan:
         link = tuple(sorted((s.hosts[src].rack, s.hosts[dst].rack)))
         if self.per_link.get(link, 0) >= self.p.max_per_link or self.migrations >= self.p.max_total:
             return False  # caps against mass moves: per link and in total, per tick
-        out = self.try_(MigrateGuest(int(g), int(d), reason=reason, details=details))
+        out = self.try_(MigrateGuest(int(g), int(d), max_downtime_s=self.p.pause_limit_s, reason=reason,
+                                     details=details))
         if out is None:
             return False
         self.moves[src] += out.cost.seconds
