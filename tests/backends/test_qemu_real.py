@@ -127,6 +127,21 @@ def test_live_migration_between_namespaces(image, teardown, fabric):
     assert set(dest.thread_ids()) <= cg_dst.threads(), "destination QEMU was born in the target domain"
 
 
+def test_a_pause_limit_a_dirtying_guest_cannot_meet_is_relaxed_and_the_migration_completes(image, teardown, fabric):
+    guest = QemuGuest(GuestConfig(name="tight", memory_mib=128, image=image, netns=fabric.hosts[0].netns,
+                                  workload=Workload.dirty(64)), teardown=teardown).start()
+    assert guest.heartbeat.wait_beats(3, timeout=10)
+    # 1 ms leaves room for a quarter of a megabyte: a guest rewriting 64 MiB never gets there.
+    result = live_migrate(guest, netns=fabric.hosts[1].netns, cgroup=None, address=fabric.address(1),
+                          port=4600, bandwidth_bytes=64 * MIB, downtime_limit_ms=1, deadline_s=60.0,
+                          relax_after_s=3.0, relaxed_downtime_ms=2000, teardown=teardown)
+    rec = result.record
+    assert rec.succeeded, rec
+    print(f"tight limit relaxed: total {rec.total_ms} ms, downtime {rec.downtime_ms} ms")
+    assert rec.downtime_limit_raised_ms == 2000 and rec.total_ms >= 3000
+    assert result.guest.status() == "running" and result.guest.heartbeat.wait_beats(3, timeout=5)
+
+
 def test_stalled_migration_is_cancelled_and_guest_stays_at_source(image, teardown, fabric):
     guest = QemuGuest(GuestConfig(name="stall", memory_mib=128, image=image, netns=fabric.hosts[0].netns,
                                   workload=Workload.dirty(64)), teardown=teardown).start()

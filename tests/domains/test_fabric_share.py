@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -120,5 +122,9 @@ def test_a_smaller_pause_limit_buys_a_shorter_pause_with_more_rounds():
     assert short.cost.downtime_s <= 0.001 < default.cost.downtime_s
     assert short.details["rounds"] > default.details["rounds"]
     assert short.cost.seconds >= default.cost.seconds - default.cost.downtime_s
+    # The switchover part of a pause stays whatever the limit.
+    slow_switch = state.evolve(model=dataclasses.replace(state.model, switchover_s=0.005))
+    _, floor = apply_action(slow_switch, MigrateGuest(0, 1, max_downtime_s=0.001))
+    assert floor.cost.downtime_s == pytest.approx(short.cost.downtime_s + 0.005)
     _, bad = apply_action(state, MigrateGuest(0, 1, max_downtime_s=0.0))
     assert not bad.ok and "positive" in bad.reason

@@ -50,6 +50,7 @@ def write(tmp_path, text, trace="day"):
     ("name: small", "name: small\nflavour: x", "flavour", "unknown key"),
     ("mem_gb: 2}]", "mem_gb: 2, disk_mb_s: -5}]", "services.minimal[0].disk_mb_s", "MB/s >= 0"),
     ("mem_gb: 2}]", "mem_gb: 2, net_mb_s: lots}]", "services.minimal[0].net_mb_s", "number"),
+    ("name: small", "name: small\nmigration: {switchover_ms: -1}", "migration.switchover_ms", ">= 0"),
 ])
 def test_loader_errors_name_file_and_key(tmp_path, old, new, key, words):
     path = write(tmp_path, SMALL.replace(old, new))

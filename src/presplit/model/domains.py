@@ -151,7 +151,9 @@ class DomainModel:
 
     - ``migration_bw_share``: share of the fabric path a live migration gets.
     - ``max_downtime_s`` / ``max_rounds``: pre-copy stop conditions (QEMU's
-      default ``downtime-limit`` is 300 ms).
+      default ``downtime-limit`` is 300 ms); ``switchover_s``: the fixed part of
+      every stop-and-copy pause (device state, handing the guest over), which no
+      limit removes.
     - ``repin_s``: time to re-pin a guest to a sibling domain (no copy).
     - ``provision_s``: a new domain's services start in this long.
     - ``source_degradation`` / ``destination_reservation``: CloudSim's 10 % and
@@ -166,6 +168,7 @@ class DomainModel:
     migration_bw_share: float = 0.5
     max_downtime_s: float = 0.3
     max_rounds: int = 30
+    switchover_s: float = 0.0
     repin_s: float = 0.02
     provision_s: float = 30.0
     source_degradation: float = 0.1

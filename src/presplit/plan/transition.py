@@ -43,13 +43,14 @@ class PreCopy:
 
 
 def precopy(ram_mb: float, dirty_mbps: float, path_mb_s: float, *, max_downtime_s: float = 0.3,
-            max_rounds: int = 30) -> PreCopy:
+            max_rounds: int = 30, switchover_s: float = 0.0) -> PreCopy:
     """Iterative pre-copy live migration (Clark et al., "Live Migration of Virtual Machines", NSDI 2005;
     the algorithm of QEMU's RAM migration): round 0 copies all RAM at ``path_mb_s``; each further
     round copies what was dirtied during the previous one (``dirty_mbps`` megabits/s, at most the
     whole RAM). When the dirty set left could be sent within ``max_downtime_s`` -- or after
     ``max_rounds`` rounds, when a guest dirties faster than the link copies -- the guest is paused
-    and the rest sent (stop-and-copy): that time is the downtime.
+    and the rest sent (stop-and-copy): that time plus ``switchover_s`` (device
+    state and hand-over) is the downtime.
     """
     if path_mb_s <= 0:
         raise ValueError("path bandwidth must be positive")
@@ -62,7 +63,7 @@ def precopy(ram_mb: float, dirty_mbps: float, path_mb_s: float, *, max_downtime_
         rounds += 1
         dirtied = min(ram_mb, dirty_mb_s * t)
         if dirtied / path_mb_s <= max_downtime_s or rounds >= max_rounds:
-            down = dirtied / path_mb_s
+            down = dirtied / path_mb_s + switchover_s
             return PreCopy(elapsed + down, down, total_mb + dirtied, rounds)
         to_send = dirtied
 
@@ -255,7 +256,7 @@ def _migrate(state, a: MigrateGuest):
     limit = m.max_downtime_s if a.max_downtime_s is None else float(a.max_downtime_s)
     _check(limit > 0, f"max_downtime_s must be positive, got {limit:g}")
     pc = precopy(spec.ram_mb, spec.dirty_rate_mbps, path.mb_per_s * share,
-                 max_downtime_s=limit, max_rounds=m.max_rounds)
+                 max_downtime_s=limit, max_rounds=m.max_rounds, switchover_s=m.switchover_s)
     now, end = state.now, state.now + pc.duration_s
     out = state.evolve(guest_dest=_set(state.guest_dest, g, dst.id),
                        guest_status=_set(state.guest_status, g, MIGRATING),

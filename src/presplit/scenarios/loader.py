@@ -32,7 +32,7 @@ HOST_KEYS = {"name", "count", "cores", "mips_per_core", "ram_gb", "nic_gbit", "r
              "off_power_w", "power_w", "power_source"}
 FABRIC_KEYS = {"intra_rack", "oversubscription", "host_latency_ms", "spine_latency_ms"}
 SERVICE_KEYS = {"name", "cores", "cpu_mips", "mem_gb", "mem_mb", "disk_mb_s", "net_mb_s"}
-MIGRATION_KEYS = {"bandwidth_share", "max_downtime_ms", "max_rounds", "repin_ms", "provision_s",
+MIGRATION_KEYS = {"bandwidth_share", "max_downtime_ms", "max_rounds", "switchover_ms", "repin_ms", "provision_s",
                   "source_degradation", "destination_reservation"}
 PATCH_KEYS = {"duration_per_domain", "calendar"}
 FEED_KEYS = {"trace", "cpu_overcommit", "target_peak_load", "replicas", "max_ram_gb", "dirty_rate_mbps",

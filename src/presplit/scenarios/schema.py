@@ -47,10 +47,14 @@ def build_scenario(path: Path, data: dict) -> Scenario:
     mig = _Reader(path, top.get("migration", dict, {}), "migration", MIGRATION_KEYS)
     patch = _Reader(path, top.get("patch", dict, {}), "patch", PATCH_KEYS)
     duration = _duration(path, "patch.duration_per_domain", patch.get("duration_per_domain", (str, int, float), "30m"))
+    switchover_ms = mig.get("switchover_ms", float, 0.0)
+    if switchover_ms < 0:
+        raise ScenarioFileError(path, "migration.switchover_ms", f"{switchover_ms:g}", "milliseconds >= 0")
     model = DomainModel(
         migration_bw_share=mig.get("bandwidth_share", float, 0.5, positive=True),
         max_downtime_s=mig.get("max_downtime_ms", float, 300.0, positive=True) / 1000.0,
         max_rounds=mig.get("max_rounds", int, 30, positive=True),
+        switchover_s=switchover_ms / 1000.0,
         repin_s=mig.get("repin_ms", float, 20.0) / 1000.0,
         provision_s=mig.get("provision_s", float, 30.0),
         source_degradation=mig.get("source_degradation", float, 0.1),

@@ -714,6 +714,10 @@ class QemuBackend:
                               bandwidth_bytes=self._migration_cap(state, state.domains[src].host, host),
                               downtime_limit_ms=None if a.max_downtime_s is None else max(
                                   1, int(round(a.max_downtime_s * 1000))),
+                              # A tight pause limit a dirtying guest cannot meet is relaxed to the
+                              # model's own limit a third of the way to the deadline.
+                              relax_after_s=self.spec.migration_deadline_s / 3,
+                              relaxed_downtime_ms=int(round(state.model.max_downtime_s * 1000)),
                               deadline_s=self.spec.migration_deadline_s, stall_s=self.spec.migration_stall_s,
                               teardown=self.td)
         rec = result.record
@@ -721,7 +725,8 @@ class QemuBackend:
                                             rec.downtime_ms, rec.transferred_bytes, round(rec.wall_s, 3),
                                             rec.reason))
         details = {"status": rec.status, "total_ms": rec.total_ms, "downtime_ms": rec.downtime_ms,
-                   "transferred_bytes": rec.transferred_bytes, "reason": rec.reason}
+                   "transferred_bytes": rec.transferred_bytes, "reason": rec.reason,
+                   "downtime_limit_raised_ms": rec.downtime_limit_raised_ms}
         if not rec.succeeded:
             raise _Refuse(f"migration {rec.status}: {rec.reason}; the guest keeps running at the source")
         dest = result.guest

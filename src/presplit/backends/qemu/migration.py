@@ -46,6 +46,7 @@ class MigrationRecord:
     ram_total_bytes: int = 0
     dirty_sync_count: int = 0
     bandwidth_cap_bytes: int | None = None
+    downtime_limit_raised_ms: int | None = None  # set when a tight limit would not converge and was raised
     wall_s: float = 0.0
     progress: list[tuple[float, int, int]] = field(default_factory=list)  # (t, transferred, remaining)
 
@@ -121,11 +122,17 @@ def live_migrate(
     poll_s: float = 0.05,
     teardown: Teardown | None = None,
     stop_source: bool = True,
+    relax_after_s: float | None = None,
+    relaxed_downtime_ms: int = 300,
 ) -> MigrationResult:
     """Migrate ``source`` to a new QEMU in ``netns``/``cgroup`` listening on ``address``.
 
     ``bandwidth_bytes`` caps the stream (QEMU's default is 128 MiB/s);
     ``downtime_limit_ms`` is the pause QEMU may take for the last copy (default 300).
+    A tight limit may never be met by a guest that dirties memory fast: after
+    ``relax_after_s`` still copying, the limit is raised to
+    ``relaxed_downtime_ms`` once (recorded in ``downtime_limit_raised_ms``), which
+    is what forces such a migration to complete.
     """
     if not source.alive:
         raise MigrationError(f"source {source} is not running")
@@ -143,7 +150,10 @@ def live_migrate(
             source.qmp.execute("migrate-set-parameters", params)
         record.bandwidth_cap_bytes = source.qmp.execute("query-migrate-parameters").get("max-bandwidth")
         source.qmp.execute("migrate", {"uri": dest.incoming})
-        _poll(source, record, t0=time.monotonic(), deadline_s=deadline_s, stall_s=stall_s, poll_s=poll_s)
+        relax = None if relax_after_s is None or (downtime_limit_ms or 300) >= relaxed_downtime_ms else (
+            relax_after_s, relaxed_downtime_ms)
+        _poll(source, record, t0=time.monotonic(), deadline_s=deadline_s, stall_s=stall_s, poll_s=poll_s,
+              relax=relax)
     except QMPError as exc:
         record.status, record.reason = "failed", str(exc)
     record.wall_s = time.monotonic() - t0
@@ -180,12 +190,15 @@ def live_migrate(
 
 
 def _poll(source: QemuGuest, record: MigrationRecord, *, t0: float, deadline_s: float,
-          stall_s: float, poll_s: float) -> None:
+          stall_s: float, poll_s: float, relax: tuple[float, int] | None = None) -> None:
     last_progress_t, best_transferred = t0, -1
     while True:
         info = source.qmp.execute("query-migrate")
         status = info.get("status", "none")
         now = time.monotonic()
+        if relax is not None and status == "active" and now - t0 > relax[0]:
+            source.qmp.execute("migrate-set-parameters", {"downtime-limit": int(relax[1])})
+            record.downtime_limit_raised_ms, relax = int(relax[1]), None
         _figures(info, record)
         ram = info.get("ram", {})
         record.progress.append((now - t0, int(ram.get("transferred", 0)), int(ram.get("remaining", 0))))
