@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests_support import small_fleet
-from presplit.model.domains import ABSENT, PENDING, RUNNING
+from tests_support import MINIMAL, small_fleet
+from presplit.model.domains import ABSENT, PENDING, RUNNING, Service
 from presplit.plan import (
     MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SplitDomain, advance, apply_action,
+    SetMigrationShare, SplitDomain, advance, apply_action,
 )
 from presplit.plan.invariants import violations
 
@@ -24,10 +24,17 @@ def next_action(data, state):
     g, h = st.integers(0, state.n_guests - 1), st.integers(0, state.n_hosts - 1)
     size = st.tuples(st.floats(2000, 4500), st.floats(4000, 20000))
     kind = data.draw(st.sampled_from(["place", "place", "move", "move", "move", "migrate", "migrate", "split",
-                                      "split", "resize", "merge", "merge", "patch", "on", "off", "advance",
-                                      "advance", "advance"]))
+                                      "split", "resize", "services", "merge", "merge", "patch", "on", "off",
+                                      "share", "advance", "advance", "advance"]))
     if kind == "advance":
         return ("advance", data.draw(st.floats(1, 900)))
+    if kind == "services":  # a services-only change (donor == domain), sometimes with an allotment change
+        dom = state.domains[data.draw(st.sampled_from(live))]
+        services = data.draw(st.lists(st.sampled_from(SERVICES), max_size=3, unique=True).map(tuple))
+        cpu = dom.cpu_mips + data.draw(st.sampled_from([0.0, 0.0, 500.0]))
+        return ResizeDomain(dom.id, cpu, dom.mem_mb, dom.id, services=services)
+    if kind == "share":
+        return SetMigrationShare(data.draw(h), data.draw(st.floats(-0.2, 1.2)))
     if kind in ("move", "resize", "merge"):
         host = data.draw(h)
         sib = st.sampled_from([x.id for x in state.domains_of(host)])
@@ -43,11 +50,15 @@ def next_action(data, state):
         ids = [x.id for x in state.domains_of(host)]
         return MergeDomains(tuple(data.draw(st.permutations(ids)))[: data.draw(st.integers(2, 3))])
     return data.draw({
-        "place": st.builds(PlaceGuest, g, d), "migrate": st.builds(MigrateGuest, g, d),
+        "place": st.builds(PlaceGuest, g, d),
+        "migrate": st.builds(MigrateGuest, g, d, st.one_of(st.none(), st.floats(-0.01, 0.5))),
         "split": st.builds(SplitDomain, d, st.lists(size, min_size=1, max_size=3).map(tuple)),
         "patch": st.builds(PatchDomain, d, st.floats(60, 3600)),
         "on": st.builds(PowerOn, h), "off": st.builds(PowerOff, h)}[kind])
 
+
+SERVICES = (*MINIMAL, Service("storage-proxy", 800.0, 1024.0, disk_mb_s=1000.0),
+            Service("huge", 9000.0, 1024.0, net_mb_s=10.0))  # "huge" never fits an 8-core host's domain
 
 fleets = st.builds(
     lambda n, gs, racks: small_fleet(n_hosts=n, guests=tuple(gs), racks=racks),
@@ -59,7 +70,8 @@ fleets = st.builds(
 
 def snapshot(state):
     return (state.domains, state.now, *(np.array(getattr(state, k)).tobytes() for k in (
-        "guest_domain", "guest_dest", "guest_status", "host_on", "host_ready_at", "guest_down_end")))
+        "guest_domain", "guest_dest", "guest_status", "host_on", "host_ready_at", "guest_down_end",
+        "host_mig_share")))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

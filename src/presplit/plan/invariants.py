@@ -3,7 +3,9 @@
 ``violations(state)`` returns human-readable problems, empty when the state is
 sound: every guest in exactly the places its status says (no loss, no
 duplicate); no live domain reserving more than its capacity; merged domains
-empty; a host's live domains summing to the host's capacity.
+empty; a host's live domains summing to the host's capacity; the cached
+per-domain arrays (capacity, IO the services carry) agreeing with the
+domains; each host's migration share within its bounds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, MIGRATING, PENDING
+from presplit.plan.transition import MIN_SHARE
 
 TOL = 1e-6
 
@@ -48,6 +51,15 @@ def violations(state: ClusterState) -> list[str]:
     over = booked - np.stack([a["cap_mips"], a["cap_mb"]], axis=1)
     if (over > TOL * np.maximum(1.0, booked)).any():
         out.append(f"domains {np.flatnonzero((over > TOL).any(axis=1)).tolist()} reserve more than their capacity")
+    for d in state.domains:
+        want = (d.capacity_mips, d.capacity_mb, *d.io_mb_s) if d.live else (0.0, 0.0, 0.0, 0.0)
+        have = (a["cap_mips"][d.id], a["cap_mb"][d.id], *a["io_mb_s"][d.id])
+        if not np.allclose(want, have):
+            out.append(f"domain {d.id}: cached capacity/IO {have} disagree with its services and allotment {want}")
+    shares = state.host_mig_share
+    default = state.model.migration_bw_share
+    if ((shares != default) & ((shares < MIN_SHARE - TOL) | (shares > 1 - MIN_SHARE + TOL))).any():
+        out.append(f"migration shares {shares.tolist()} outside {MIN_SHARE}..{1 - MIN_SHARE}")
     for h, spec in enumerate(state.hosts):
         doms = state.domains_of(h)
         cpu, mem = sum(d.cpu_mips for d in doms), sum(d.mem_mb for d in doms)
