@@ -12,8 +12,10 @@ def test_reads_show_the_fleet(served):
     served.wait_for(lambda: c.get("/api/status").json()["ticks"] >= 3)
     hosts = c.get("/api/hosts").json()
     assert len(hosts) == 8 and {"utilisation", "forecast_utilisation", "domains", "window"} <= set(hosts[0])
+    assert all(0 < h["migration_share"] < 1 for h in hosts)
     doms = c.get("/api/domains").json()
     assert doms and all(d["state"] != "merged" for d in doms)
+    assert all(len(d["io_mb_s"]) == 2 and "vmm" in d["services"] for d in doms)
     assert set(c.get("/api/domains/0").json()["forecast_mips"]) == {"p05", "p50", "p95"}
     guests = c.get("/api/guests").json()
     assert len(guests) >= 24

@@ -53,6 +53,7 @@ class Host(BaseModel):
     forecast_utilisation: Quantiles
     domains: list[int]
     guests: int
+    migration_share: Number = Field(description="Share of the host's fabric bandwidth live migrations may take.")
     window: Window | None = Field(None, description="The patch window open now or next, if any.")
 
 
@@ -67,6 +68,7 @@ class Domain(BaseModel):
     free_mips: Number
     free_mb: Number
     services: list[str]
+    io_mb_s: list[Number] = Field(description="Disk and network IO (MB/s) the domain's services carry for its guests.")
     ready_at: Number
     patch_started: Number | None
     patch_until: Number | None

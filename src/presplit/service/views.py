@@ -192,7 +192,7 @@ def build_snapshot(seq: int, state, fc: Forecasts, status: S.Status, route_cache
             id=d.id, host=d.host, state=d.state, cpu_mips=num(d.cpu_mips), mem_mb=num(d.mem_mb),
             capacity_mips=num(d.capacity_mips if d.live else 0.0), capacity_mb=num(d.capacity_mb if d.live else 0.0),
             free_mips=num(free_mips), free_mb=num(free_mb), services=[s.name for s in d.services],
-            ready_at=num(d.ready_at), patch_started=finite(d.patch_started), patch_until=finite(d.patch_until),
+            io_mb_s=[num(x) for x in d.io_mb_s], ready_at=num(d.ready_at), patch_started=finite(d.patch_started), patch_until=finite(d.patch_until),
             demand_mips=num(dom_demand[d.id]), utilisation=num(dom_demand[d.id] / cap) if cap > 0 else 0.0,
             forecast_mips=_q(fc.domain, d.id), forecast_utilisation=_q(fc.domain, d.id, cap),
             guests=members[d.id])
@@ -219,7 +219,7 @@ def build_snapshot(seq: int, state, fc: Forecasts, status: S.Status, route_cache
             utilisation=num(host_demand[h] / cpu) if cpu > 0 else 0.0, mem_reserved_mb=num(mem_res[h]),
             forecast_mips=_q(fc.host, h), forecast_utilisation=_q(fc.host, h, cpu),
             domains=[d.id for d in state.domains_of(h)], guests=int(host_guests[h]),
-            window=windows_by_host.get(h)))
+            migration_share=num(state.host_mig_share[h]), window=windows_by_host.get(h)))
     mips = state.guest_mips
     guests = []
     for i, g in enumerate(state.guests):
