@@ -21,10 +21,15 @@ from typing import Sequence
 import numpy as np
 
 
+def pinball_loss(y: np.ndarray, q: np.ndarray, level: float) -> np.ndarray:
+    """Element-wise pinball (quantile) loss of forecast ``q`` at ``level``."""
+    d = y - q
+    return np.maximum(level * d, (level - 1.0) * d)
+
+
 def pinball(y: np.ndarray, q: np.ndarray, level: float) -> float:
     """Mean pinball (quantile) loss of forecast ``q`` at ``level``."""
-    d = y - q
-    return float(np.mean(np.maximum(level * d, (level - 1.0) * d)))
+    return float(np.mean(pinball_loss(y, q, level)))
 
 
 def naive_scale(y: np.ndarray, origins: Sequence[int], window: int) -> float:

@@ -48,3 +48,4 @@ def _load_builtin() -> None:
         return
     _loaded = True
     from presplit.forecast import baselines, gbm, online, stacking  # noqa: F401
+    from presplit.forecast import select  # noqa: F401
