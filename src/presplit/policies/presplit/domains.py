@@ -54,11 +54,22 @@ import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import PENDING, RUNNING
-from presplit.policies.presplit.outlook import upper
 from presplit.plan import (
-    Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SetMigrationShare, SplitDomain, apply_action,
+    Action,
+    MergeDomains,
+    MigrateGuest,
+    MoveGuest,
+    PatchDomain,
+    PlaceGuest,
+    PowerOff,
+    PowerOn,
+    ResizeDomain,
+    SetMigrationShare,
+    SplitDomain,
+    apply_action,
 )
+from presplit.policies.presplit import domain_io
+from presplit.policies.presplit.outlook import upper
 
 
 @dataclass
@@ -90,9 +101,9 @@ class DomainPresplit:
         plan = _Plan(state, self, forecasts)
         plan.patches()
         plan.place()
-        plan.adapt_fabric()
+        domain_io.adapt_fabric(plan)
         plan.balance()
-        plan.services()
+        domain_io.choose_services(plan)
         plan.recombine_demand()
         plan.power()
         return plan.actions
@@ -350,8 +361,8 @@ class _Plan:
         hard_cpu = dom.capacity_mips - float(s.reserved[d, 0])
         hard_mem = dom.capacity_mb - float(s.reserved[d, 1])
         # Its guests will all live there: it starts with the services their IO outlook needs.
-        io = self.io_upper(self.members(d))
-        services = self.services_for(io, s.model.minimal_services)
+        io = domain_io.io_upper(self, self.members(d))
+        services = domain_io.services_for(self, io, s.model.minimal_services)
         svc_mips, svc_mb = sum(x.cpu_mips for x in services), sum(x.mem_mb for x in services)
         cpu = min(svc_mips + 0.5 * self.services_mips, hard_cpu)
         mem = min(max(mem, svc_mb + 0.5 * self.services_mb), hard_mem)
@@ -581,109 +592,6 @@ class _Plan:
             self.try_(SplitDomain(d, ((cpu, mem),), reason=why + ": no host can take its hottest guest in time; "
                                   "split off a domain to fence it in (it moves in once the domain is ready)",
                                   details={**numbers, "guest": g}))
-
-    # ------------------------------------------------------------ 4. services
-    def io_upper(self, guests: np.ndarray) -> np.ndarray:
-        """Disk and network IO outlook (MB/s) of a set of guests; zeros when IO is not modelled."""
-        if not self.sim.model.io_modelled or not hasattr(self.fc, "io_upper"):
-            return np.zeros(2)
-        return self.fc.io_upper(guests)
-
-    def services_for(self, io: np.ndarray, current) -> tuple:
-        """The service set a domain with IO outlook ``io`` should run, starting from ``current``.
-
-        Optional services that carry a resource whose outlook crosses ``target``
-        of what is running are added (the one carrying most per CPU first);
-        an optional service is dropped when the outlook fits under
-        ``io_release`` of what the rest carry. The minimal set always stays.
-        """
-        model = self.sim.model
-        have = list(current)
-        carry = lambda svcs: np.array([sum(x.disk_mb_s for x in svcs), sum(x.net_mb_s for x in svcs)])  # noqa: E731
-        for k in range(2):
-            spare = [x for x in model.optional_services if x not in have and (x.disk_mb_s, x.net_mb_s)[k] > 0]
-            spare.sort(key=lambda x: -(x.disk_mb_s, x.net_mb_s)[k] / max(x.cpu_mips, 1.0))
-            while io[k] > self.p.target * carry(have)[k] and spare:
-                have.append(spare.pop(0))
-        for x in [x for x in have if x not in model.minimal_services]:
-            rest = [y for y in have if y is not x]
-            if (io <= self.p.io_release * carry(rest)).all():
-                have = rest
-        return tuple(have)
-
-    def io_outlook(self, group_of_domain: np.ndarray) -> np.ndarray:
-        """[groups, 2] correlation-aware disk and network IO outlook (MB/s) of the guests of each group.
-
-        ``group_of_domain`` maps domain ids to group ids (the identity for
-        domains, the host array for hosts); guests count where they are
-        going when they migrate.
-        """
-        s = self.sim
-        io_rec = self.fc.recent_io(np.arange(s.n_guests))  # [guests, samples, 2]
-        n, width = int(group_of_domain.max()) + 1 if len(group_of_domain) else 0, io_rec.shape[1]
-        sums = np.zeros((n * width, 2))
-        staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
-        for arr in (staying, s.guest_dest):
-            idx = np.flatnonzero(arr >= 0)
-            if len(idx):
-                flat = (group_of_domain[arr[idx]][:, None] * width + np.arange(width)).ravel()
-                for k in range(2):
-                    sums[:, k] += np.bincount(flat, io_rec[idx, :, k].ravel(), minlength=n * width)
-        return upper(sums.reshape(n, width, 2).transpose(0, 2, 1), self.params)
-
-    def adapt_fabric(self) -> None:
-        """Split each host's fabric bandwidth between guest traffic and migrations by observed traffic.
-
-        Guests keep room for their network outlook at ``target``; migrations
-        get the rest (between ``min_migration_share`` and ``max_migration_share``),
-        so a quiet host migrates fast -- shorter copies, shorter pauses -- and
-        a busy one protects its guests. Changes smaller than
-        ``share_step`` are not made (no churn on noise).
-        """
-        s = self.sim
-        if not s.model.io_modelled or not hasattr(self.fc, "recent_io"):
-            return  # guest traffic is not observed: keep the scenario's static share
-        host = s.domain_arrays["host"]
-        net = self.io_outlook(host)[:, 1] if len(host) else np.zeros(0)
-        net = np.concatenate([net, np.zeros(s.n_hosts - len(net))])
-        nic = np.array([h.nic_gbit * 125.0 for h in s.hosts])  # MB/s
-        want = np.clip(1.0 - net / (self.p.target * nic), self.p.min_migration_share, self.p.max_migration_share)
-        for h in np.flatnonzero(s.host_on & (np.abs(want - s.host_mig_share) >= self.p.share_step)):
-            self.try_(SetMigrationShare(int(h), round(float(want[h]), 3), reason=(
-                f"host {h} guest network outlook {net[h]:.0f} MB/s of {nic[h]:.0f} MB/s: migrations may take "
-                f"{want[h]:.0%} of its bandwidth (was {float(s.host_mig_share[h]):.0%})"),
-                details={"net_outlook_mb_s": float(net[h]), "nic_mb_s": float(nic[h]), "target": self.p.target}))
-
-    def services(self) -> None:
-        """Give each usable domain the optional services its guests' IO outlook needs, and no more."""
-        s = self.sim
-        if not s.model.io_modelled or not s.model.optional_services or not hasattr(self.fc, "recent_io"):
-            return
-        # Every domain's IO outlook at once; only domains that may need a change go on.
-        outlook = self.io_outlook(np.arange(len(s.domains)))
-        a = s.domain_arrays
-        minimal = len(s.model.minimal_services)
-        has_optional = np.array([len(d.services) > minimal for d in s.domains])
-        crossing = (outlook > self.p.target * a["io_mb_s"]).any(axis=1)
-        for d in np.flatnonzero(self.usable_mask & a["live"] & (crossing | has_optional)):
-            dom = self.sim.domains[int(d)]
-            if self.sim.now - dom.services_at < self.p.service_hold_s and len(dom.services) > minimal \
-                    and not crossing[d]:
-                continue  # a service change holds for a while: no add-drop flapping
-            io = outlook[d]
-            want = self.services_for(io, dom.services)
-            if set(want) == set(dom.services):
-                continue
-            added = [x.name for x in want if x not in dom.services]
-            dropped = [x.name for x in dom.services if x not in want]
-            carried = np.array(dom.io_mb_s)
-            why = (f"domain {dom.id} IO outlook {io[0]:.0f} MB/s disk, {io[1]:.0f} MB/s network against "
-                   f"{carried[0]:.0f} / {carried[1]:.0f} its services carry: "
-                   + "; ".join(p for p in (f"add {', '.join(added)}" if added else "",
-                                          f"drop {', '.join(dropped)}" if dropped else "") if p))
-            self.try_(ResizeDomain(dom.id, dom.cpu_mips, dom.mem_mb, dom.id, services=want, reason=why,
-                                   details={"io_outlook_mb_s": io.tolist(), "io_carried_mb_s": carried.tolist(),
-                                            "target": self.p.target, "release": self.p.io_release}))
 
     def recombine_demand(self) -> None:
         """Merge a host's domains again once its forecast fits under target as one domain."""
