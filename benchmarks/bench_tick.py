@@ -22,6 +22,7 @@ import numpy as np
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000:100,10000:1000,100000:10000", help="GUESTS:HOSTS,...")
+    ap.add_argument("--io", action="store_true", help="services carry IO: the policy's IO steps run too")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,7 +30,8 @@ def main() -> int:
             guests, hosts = (int(x) for x in spec.split(":"))
             out = Path(tmp) / f"{guests}.json"
             subprocess.run([sys.executable, "-m", "presplit.cli.main", "bench", "tick", "--guests", str(guests),
-                            "--hosts", str(hosts), "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
+                            "--hosts", str(hosts), "--json", str(out), *(["--io"] if args.io else [])],
+                           check=True, stdout=subprocess.DEVNULL)
             rows.append(json.loads(out.read_text()))
     print(f"{'guests':>8} {'hosts':>7} {'tick_s':>8} {'forecast_s':>10} {'propose_s':>9} {'order_s':>8} "
           f"{'actions':>7} {'peak_rss_mb':>11}")

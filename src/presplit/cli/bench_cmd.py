@@ -21,9 +21,10 @@ def bench() -> None:
 @click.option("--from-trace", "trace", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Trace whose series the guests replay (resampled). Default: the bundled PlanetLab day 20110303.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic fleet.")
+@click.option("--io", is_flag=True, help="Services carry guest IO and guests do IO, so the IO steps run too.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write the figures as one JSON object. Example: --json tick.json")
-def tick(guests: int, hosts: int, trace: Path | None, seed: int, json_out: Path | None) -> None:
+def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_out: Path | None) -> None:
     """Time forecast + propose + order of one control tick of the presplit policy.
 
     Builds a running fleet of N guests on M hosts whose demand replays real
@@ -43,7 +44,7 @@ def tick(guests: int, hosts: int, trace: Path | None, seed: int, json_out: Path 
         source = load_trace(source_path)
     except TraceError as exc:
         raise click.BadParameter(str(exc), param_hint="'--from-trace'") from None
-    state, workload = build_fleet(guests, hosts, source, seed=seed)
+    state, workload = build_fleet(guests, hosts, source, seed=seed, io=io)
     cost = measure_tick(state, workload)
     row = cost.as_dict()
     keys = ("guests", "hosts", "tick_s", "forecast_s", "propose_s", "order_s", "peak_rss_mb")

@@ -33,6 +33,11 @@ from presplit.sim.forecast_feed import ObservedForecasts
 HOST_POWER = PowerModel((60, 85, 98, 110, 122, 134, 147, 160, 175, 192, 210))
 MIPS_PER_CORE = 2600.0
 SERVICES = (Service("vmm", 2600.0, 2048.0), Service("monitor", 650.0, 512.0))
+# With ``io=True`` services carry guest IO as in bighost-patch, so the policy's IO steps (services,
+# fabric split) run too.
+IO_SERVICES = (Service("vmm", 2600.0, 2048.0, disk_mb_s=200.0, net_mb_s=125.0), Service("monitor", 650.0, 512.0))
+IO_OPTIONAL = (Service("storage-proxy", 2600.0, 1024.0, disk_mb_s=2000.0),
+               Service("net-offload", 1300.0, 512.0, net_mb_s=2500.0))
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,15 @@ class TickCost:
 
 
 def build_fleet(n_guests: int, n_hosts: int, source: Workload, *, seed: int = 0, steps: int = 24,
-                warm_ticks: int = 12, arriving: float = 0.001,
-                patching: float = 0.01) -> tuple[ClusterState, DomainWorkload]:
+                warm_ticks: int = 12, arriving: float = 0.001, patching: float = 0.01,
+                io: bool = False) -> tuple[ClusterState, DomainWorkload]:
     """``n_guests`` guests (1, 2 or 4 vCPUs, 2-16 GB) from ``source``'s series on ``n_hosts`` hosts.
 
     ``arriving`` (share of guests) arrive during the measured ticks and ``patching``
     (share of hosts) have a patch window opening then, so those ticks place guests
-    and split, patch and re-pin domains, not only watch.
+    and split, patch and re-pin domains, not only watch. With ``io`` the
+    services carry IO and each guest does disk and network IO that follows its
+    CPU series (a shape for the cost of the IO steps, not a measured mix).
     """
     if n_guests < 1 or n_hosts < 1:
         raise ValueError(f"guests and hosts must be >= 1, got {n_guests} and {n_hosts}")
@@ -83,15 +90,19 @@ def build_fleet(n_guests: int, n_hosts: int, source: Workload, *, seed: int = 0,
     # so the measured ticks re-pin every guest of those hosts and patch the old domains.
     windows = tuple(PatchWindowSim(int(h), (warm_ticks - 6) * 300.0, (warm_ticks + 18) * 300.0, 1800.0)
                     for h in rng.choice(n_hosts, size=max(1, int(patching * n_hosts)), replace=False))
-    state = ClusterState.initial(hosts, guests, fabric, DomainModel(minimal_services=SERVICES),
-                                 patch_windows=windows)
+    model = (DomainModel(minimal_services=IO_SERVICES, optional_services=IO_OPTIONAL) if io
+             else DomainModel(minimal_services=SERVICES))
+    state = ClusterState.initial(hosts, guests, fabric, model, patch_windows=windows)
     on_time = np.flatnonzero(arrival == 0)
     domain = np.full(n_guests, -1, np.int64)
     domain[on_time] = np.arange(len(on_time)) % n_hosts
     status = np.where(arrival == 0, RUNNING, ABSENT).astype(np.int8)
     state = state.evolve(guest_domain=domain, guest_status=status)
-    cpu = resample(source, n_guests, seed=seed).workload.resource("cpu")[:, :steps]
-    return state, DomainWorkload(np.ascontiguousarray(cpu), None, arrival)
+    cpu = np.ascontiguousarray(resample(source, n_guests, seed=seed).workload.resource("cpu")[:, :steps])
+    io_mb_s = None
+    if io:  # MB/s per vCPU at full load: 20 of disk, 10 of network
+        io_mb_s = cpu[:, :, None] * vcpus[:, None, None] * np.array([20.0, 10.0])
+    return state, DomainWorkload(cpu, None, arrival, 300.0, io_mb_s)
 
 
 def measure_tick(state: ClusterState, workload: DomainWorkload, *, warm_ticks: int = 12,
