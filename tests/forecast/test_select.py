@@ -67,3 +67,20 @@ def test_selection_beats_every_single_expert_on_a_mixed_fleet():
         assert got < 0.95 * base, (name, got, base)
     gbm = run_model(GlobalGBM(max_anchors=1500, rounds=30), y, origins, spec, Context()).metrics["pinball_0.95"]
     assert got <= gbm * 1.001, (got, gbm)
+
+
+def test_daily_expert_raises_only_the_upper_levels_to_yesterdays_peak():
+    from presplit.forecast.select import yesterday_upper
+
+    ctx = Context()  # 300 s steps: 288 a day, +-15 min = +-3 steps
+    day = ctx.steps_per_day
+    past = np.zeros((2, day + 10))
+    past[0, 12] = 0.9  # guest 0 peaked a day before step t + 2 (t = day + 10 steps of history)
+    base = np.full((3, 2, 4), 0.1)  # levels 0.5, 0.95, 0.99; 2 guests; 4 steps
+    out = yesterday_upper(past, base, (0.5, 0.95, 0.99), ctx, tail=0.95)
+    # Step h looks at yesterday's [t+h-day-3, t+h-day+3] = [7+h, 13+h], which holds step 12 for h = 0..3.
+    np.testing.assert_allclose(out[1:, 0, :], 0.9)
+    np.testing.assert_allclose(out[0], 0.1)  # the median is the base
+    np.testing.assert_allclose(out[:, 1], 0.1)  # guest 1 was flat yesterday
+    short = yesterday_upper(past[:, -20:], base, (0.5, 0.95, 0.99), ctx, tail=0.95)
+    np.testing.assert_allclose(short, base)  # less than a day of history: nothing to look at
