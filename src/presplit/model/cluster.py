@@ -106,6 +106,8 @@ class ClusterState:
         keep = []
         if "domains" not in changes:
             keep += ["domain_arrays", "_host_domains"]
+        if "hosts" not in changes:
+            keep.append("host_nic_mb_s")
         if "guests" not in changes:
             keep += ["guest_mips", "guest_reserve", "_guest_ids"]
             same_count = "domains" not in changes or len(changes["domains"]) == len(self.domains)
@@ -202,6 +204,11 @@ class ClusterState:
             if d.live:
                 out[d.host].append(d.id)
         return out
+
+    @cached_property
+    def host_nic_mb_s(self) -> np.ndarray:
+        """Each host's NIC bandwidth in MB/s."""
+        return np.array([h.nic_gbit * 125.0 for h in self.hosts])
 
     @cached_property
     def guest_mips(self) -> np.ndarray:

@@ -139,11 +139,10 @@ class DomainMetrics:
             for ends in (state.guest_domain[moving], state.guest_dest[moving]):
                 ok = ends >= 0
                 np.maximum.at(busy, host_of[ends[ok]], migrating[moving][ok])
-        nic = np.array([h.nic_gbit * 125.0 for h in state.hosts])  # MB/s
         # For the part of the step a migration runs the NIC leaves guests (1 - share); the rest, all of it.
         busy = np.clip(busy, 0.0, 1.0)
-        nic_short = (busy * np.clip(served_net - nic * (1.0 - state.host_mig_share), 0.0, None)
-                     + (1.0 - busy) * np.clip(served_net - nic, 0.0, None))
+        nic_short = (busy * np.clip(served_net - state.host_nic_mb_s * (1.0 - state.host_mig_share), 0.0, None)
+                     + (1.0 - busy) * np.clip(served_net - state.host_nic_mb_s, 0.0, None))
         self.io_requested += float(demand.sum()) * dt
         self.io_unserved += (float(unserved.sum()) + float(nic_short.sum())) * dt
         short = np.bincount(host_of, (unserved > 1e-9).any(axis=1), minlength=n_host) > 0

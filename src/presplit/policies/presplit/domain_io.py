@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from presplit.plan import ResizeDomain, SetMigrationShare
-from presplit.policies.presplit.outlook import upper
+from presplit.policies.presplit.outlook import group_series, upper
 
 
 def _carried(services) -> np.ndarray:
@@ -67,16 +67,10 @@ def io_outlook(plan, group_of_domain: np.ndarray) -> np.ndarray:
     """
     s = plan.sim
     io_rec = plan.fc.recent_io(np.arange(s.n_guests))  # [guests, samples, 2]
-    n, width = int(group_of_domain.max()) + 1 if len(group_of_domain) else 0, io_rec.shape[1]
-    sums = np.zeros((n * width, 2))
-    staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
-    for arr in (staying, s.guest_dest):
-        idx = np.flatnonzero(arr >= 0)
-        if len(idx):
-            flat = (group_of_domain[arr[idx]][:, None] * width + np.arange(width)).ravel()
-            for k in range(2):
-                sums[:, k] += np.bincount(flat, io_rec[idx, :, k].ravel(), minlength=n * width)
-    return upper(sums.reshape(n, width, 2).transpose(0, 2, 1), plan.params)
+    n = int(group_of_domain.max()) + 1 if len(group_of_domain) else 0
+    sums = np.stack([group_series(s.guest_domain, s.guest_dest, io_rec[:, :, k], group_of_domain, n)
+                     for k in range(2)], axis=1)  # [groups, 2, samples]
+    return upper(sums, plan.params)
 
 
 def adapt_fabric(plan) -> None:
@@ -94,7 +88,7 @@ def adapt_fabric(plan) -> None:
     host = s.domain_arrays["host"]
     net = io_outlook(plan, host)[:, 1] if len(host) else np.zeros(0)
     net = np.concatenate([net, np.zeros(s.n_hosts - len(net))])
-    nic = np.array([h.nic_gbit * 125.0 for h in s.hosts])  # MB/s
+    nic = s.host_nic_mb_s
     want = np.clip(1.0 - net / (plan.p.target * nic), plan.p.min_migration_share, plan.p.max_migration_share)
     for h in np.flatnonzero(s.host_on & (np.abs(want - s.host_mig_share) >= plan.p.share_step)):
         plan.try_(SetMigrationShare(int(h), round(float(want[h]), 3), reason=(

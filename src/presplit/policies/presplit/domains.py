@@ -69,7 +69,7 @@ from presplit.plan import (
     apply_action,
 )
 from presplit.policies.presplit import domain_io
-from presplit.policies.presplit.outlook import upper
+from presplit.policies.presplit.outlook import group_series, upper
 
 
 @dataclass
@@ -142,17 +142,9 @@ class _Plan:
 
     # ------------------------------------------------------------ per-domain arrays
     def _all_series(self) -> np.ndarray:
-        s, width = self.sim, self.rec.shape[1]
+        s = self.sim
         n = len(s.domains)
-        out = np.zeros(n * width)
-        # A guest migrating out no longer counts where it is leaving, only where it goes.
-        staying = np.where(s.guest_dest >= 0, -1, s.guest_domain)
-        for arr in (staying, s.guest_dest):
-            idx = np.flatnonzero(arr >= 0)
-            if len(idx):
-                flat = (arr[idx][:, None] * width + np.arange(width)).ravel()
-                out += np.bincount(flat, self.rec[idx].ravel(), minlength=n * width)
-        return out.reshape(n, width)
+        return group_series(s.guest_domain, s.guest_dest, self.rec, np.arange(n), n)
 
     def _largest_guest(self) -> np.ndarray:
         s = self.sim

@@ -52,6 +52,25 @@ def next_upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
     return series[..., 0] + np.maximum(margin, 0.0) * params.lead_steps
 
 
+def group_series(guest_domain: np.ndarray, guest_dest: np.ndarray, values: np.ndarray,
+                 group_of_domain: np.ndarray, n_groups: int) -> np.ndarray:
+    """Summed series [groups, samples] of the guests of each group (a domain, a host).
+
+    ``values`` is [guests, samples]; ``group_of_domain`` maps domain ids to
+    group ids. A guest migrating out no longer counts where it is leaving,
+    only where it goes.
+    """
+    width = values.shape[1]
+    out = np.zeros(n_groups * width)
+    staying = np.where(guest_dest >= 0, -1, guest_domain)
+    for arr in (staying, guest_dest):
+        idx = np.flatnonzero(arr >= 0)
+        if len(idx):
+            flat = (group_of_domain[arr[idx]][:, None] * width + np.arange(width)).ravel()
+            out += np.bincount(flat, values[idx].ravel(), minlength=n_groups * width)
+    return out.reshape(n_groups, width)
+
+
 def upper(series: np.ndarray, params: OutlookParams) -> np.ndarray:
     """Upper forecast of each row of ``series`` [..., samples newest first] in the same units."""
     n = series.shape[-1]
