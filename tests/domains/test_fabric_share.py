@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests_support import small_fleet
-from test_services import IO_MODEL, io_run, placed
+from tests_support import journal_round_trip, small_fleet
+from test_services import IO_MODEL, io_run
 from presplit.model.domains import MIGRATING, RUNNING, DomainModel, Service
 from presplit.plan import MigrateGuest, PlaceGuest, SetMigrationShare, apply_action
 from presplit.plan.ordering import order_actions
@@ -98,19 +98,11 @@ def test_guest_traffic_beyond_what_a_migration_leaves_of_the_nic_is_unserved():
 
 
 def test_share_change_is_journalled_checked_and_reverted():
-    from presplit.apply.codec import decode_action, dumps, encode_action, loads
-    from presplit.apply.conditions import capture, postcondition
-    from presplit.backends.sim_revert import revert_action
-
-    state = two_hosts()
     action = SetMigrationShare(1, 0.8, reason="quiet host")
-    assert decode_action(loads(dumps(encode_action(action)))) == action
-    before = loads(dumps(capture(state, action)))
-    new, out = apply_action(state, action)
-    assert out.ok
-    assert postcondition(new, action, before)[0] == "done"
-    assert postcondition(state, action, before)[1] == "share unchanged"
-    back, ok, why = revert_action(new, action, before)
+    decoded, _, after, unchanged, (back, ok, why) = journal_round_trip(two_hosts(), action)
+    assert decoded == action
+    assert after[0] == "done"
+    assert unchanged[1] == "share unchanged"
     assert ok, why
     assert back.host_mig_share[1] == 0.5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests_support import small_fleet
+from tests_support import journal_round_trip, small_fleet
 from presplit.model.domains import DomainModel, PatchWindowSim, Service
 from presplit.plan import PlaceGuest, ResizeDomain, SplitDomain, apply_action
 from presplit.policies.presplit.domains import DomainPresplit
@@ -124,19 +124,12 @@ def test_patch_split_starts_the_new_domain_with_the_services_its_guests_need():
 
 
 def test_journal_keeps_service_io_and_a_services_change_reverts():
-    from presplit.apply.codec import decode_action, encode_action, dumps, loads
-    from presplit.apply.conditions import capture, postcondition
-    from presplit.backends.sim_revert import revert_action
-
     state = placed()
     dom = state.domains[0]
     action = ResizeDomain(0, dom.cpu_mips, dom.mem_mb, 0, services=(VMM, PROXY), reason="io")
-    assert decode_action(loads(dumps(encode_action(action)))) == action
-    before = loads(dumps(capture(state, action)))
-    new, out = apply_action(state, action)
-    assert out.ok
-    assert postcondition(new, action, before)[1] == "resized"
-    assert postcondition(state, action, before)[1] == "allotment and services unchanged"
-    back, ok, why = revert_action(new, action, before)
+    decoded, _, after, unchanged, (back, ok, why) = journal_round_trip(state, action)
+    assert decoded == action
+    assert after[1] == "resized"
+    assert unchanged[1] == "allotment and services unchanged"
     assert ok, why
     assert back.domains[0].services == (VMM,) and back.domains[0].cpu_mips == dom.cpu_mips

@@ -34,3 +34,21 @@ def small_fleet(n_hosts=3, guests=((2, 4096.0),) * 4, cores=8, ram_mb=65536.0, r
     if arrived:
         state = state.evolve(guest_status=np.full(len(specs), PENDING, np.int8))
     return state
+
+
+def journal_round_trip(state: ClusterState, action):
+    """What the applier does with one action: encode, capture, apply, post-check, revert.
+
+    Returns (decoded action, new state, verdict after, verdict on the old state, (reverted state, ok, why)).
+    """
+    from presplit.apply.codec import decode_action, dumps, encode_action, loads
+    from presplit.apply.conditions import capture, postcondition
+    from presplit.backends.sim_revert import revert_action
+    from presplit.plan import apply_action
+
+    decoded = decode_action(loads(dumps(encode_action(action))))
+    before = loads(dumps(capture(state, action)))
+    new, out = apply_action(state, action)
+    assert out.ok, out
+    return (decoded, new, postcondition(new, action, before), postcondition(state, action, before),
+            revert_action(new, action, before))
