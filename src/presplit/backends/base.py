@@ -27,13 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from presplit.errors import PresplitError
 from presplit.plan.actions import Action
 
 ALL_KINDS = ("SplitDomain", "ResizeDomain", "MergeDomains", "MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn",
              "PowerOff", "PatchDomain", "SetMigrationShare")
 
 
-class BackendError(RuntimeError):
+class BackendError(PresplitError, RuntimeError):
     """The backend could not carry out a call (not a refused precondition: that is a Receipt)."""
 
 

@@ -25,10 +25,12 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from presplit.errors import InputError
+
 STEPS_PER_DAY_5MIN = 288
 
 
-class ForecastError(ValueError):
+class ForecastError(InputError):
     """Bad input to a forecaster or a backtest, with a message a person can act on."""
 
 

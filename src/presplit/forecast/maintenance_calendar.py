@@ -40,12 +40,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rruleset, rrulestr
 
+from presplit.errors import InputError
+
 SOURCES = ("calendar", "learned")
 EXAMPLE_RRULE = "'FREQ=MONTHLY;BYDAY=TU;BYSETPOS=2'"
 EXPECTED_DURATION = "a positive duration such as '2h', '90m', '1h30m', 'PT2H' or a number of seconds"
 
 
-class MaintenanceError(ValueError):
+class MaintenanceError(InputError):
     """Bad maintenance input. ``str()`` reads ``field: message (expected ...)``."""
 
     def __init__(self, field_name: str, message: str, *, expected: str | None = None) -> None:

@@ -36,13 +36,14 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from presplit.errors import InputError
 from presplit.plan.actions import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
     SetMigrationShare, SplitDomain,
 )
 
 
-class PlanError(ValueError):
+class PlanError(InputError):
     """A plan or its limits are invalid; ``index`` is the offending action (or None for the plan)."""
 
     def __init__(self, message: str, index: int | None = None, action: Action | None = None) -> None:

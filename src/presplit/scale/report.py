@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from presplit.errors import InputError
+
 # column -> (label, format of the shown text, scale applied before formatting, unit suffix)
 FORMATS: dict[str, tuple[str, str, float, str]] = {
     "energy_kwh": ("energy kWh", "{:,.3f}", 1.0, ""),
@@ -57,7 +59,7 @@ RUN_COLUMNS = ("energy_kwh", "migrations", "slav", "overall_sla_violation", "esv
                "energy_over_bound", "active_mean", "active_max", "wall_s")
 
 
-class ReportError(ValueError):
+class ReportError(InputError):
     """The results file is missing or is not sweep results."""
 
 

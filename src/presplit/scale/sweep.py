@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from presplit.errors import InputError
+
 DETECTOR_PARAM = {"thr": "threshold", "iqr": "safety", "mad": "safety", "lr": "safety", "lrr": "safety"}
 PARAM_EXAMPLE = "safety=1.1,1.2,1.3"
 PARTS_SUFFIX = ".parts"
@@ -49,7 +51,7 @@ KEY_COLUMNS = ("trace", "policy", "params")
 VOLATILE_COLUMNS = ("wall_s", "peak_rss_mb")  # depend on the machine, not on the run
 
 
-class SweepError(ValueError):
+class SweepError(InputError):
     """Bad sweep input: unknown policy, bad --param syntax, unusable results file."""
 
 

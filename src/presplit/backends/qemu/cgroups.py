@@ -37,11 +37,12 @@ from functools import cache
 from pathlib import Path
 
 from presplit.backends.qemu.cleanup import PREFIX
+from presplit.errors import PresplitError
 
 V1_CONTROLLERS = ("cpuset", "memory", "cpuacct")
 
 
-class CgroupError(RuntimeError):
+class CgroupError(PresplitError, RuntimeError):
     """A cgroup file could not be written or read; the message names it."""
 
 

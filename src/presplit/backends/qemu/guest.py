@@ -42,12 +42,13 @@ from presplit.backends.qemu.guest_image import (
     guest_image,
 )
 from presplit.backends.qemu.qmp import QMPClient, QMPError
+from presplit.errors import PresplitError
 
 QEMU = "qemu-system-x86_64"
 _HB = re.compile(r"^HB (\d+) (\d+\.\d+)(?: (\d+))?")
 
 
-class GuestError(RuntimeError):
+class GuestError(PresplitError, RuntimeError):
     """QEMU failed to start, to boot, or to answer; the message has its log."""
 
 

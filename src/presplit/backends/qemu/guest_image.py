@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from presplit.errors import PresplitError
+
 #: Load order matters: each module needs the symbols of the ones before it.
 VIRTIO_MODULES = (
     "virtio_ring",
@@ -41,7 +43,7 @@ MIN_GUEST_MIB = 96
 SETUP_HINT = "run scripts/setup-qemu.sh (or set PRESPLIT_CACHE to its cache)"
 
 
-class GuestImageError(RuntimeError):
+class GuestImageError(PresplitError, RuntimeError):
     """The guest's kernel or initramfs is missing or could not be built."""
 
 

@@ -25,11 +25,12 @@ from presplit.backends.qemu.cgroups import CgroupDomain
 from presplit.backends.qemu.cleanup import Teardown
 from presplit.backends.qemu.guest import GuestError, QemuGuest
 from presplit.backends.qemu.qmp import QMPError
+from presplit.errors import PresplitError
 
 MIB = 1024 * 1024
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PresplitError, RuntimeError):
     """The migration could not be started, or left the guest in an unknown state."""
 
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from presplit.backends.qemu.cleanup import PREFIX, Teardown, run_tag
+from presplit.errors import PresplitError
 
 
-class NetnsError(RuntimeError):
+class NetnsError(PresplitError, RuntimeError):
     """An ``ip`` command failed; the message carries the command and its stderr."""
 
 

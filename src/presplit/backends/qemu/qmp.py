@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from presplit.errors import PresplitError
 
-class QMPError(RuntimeError):
+
+class QMPError(PresplitError, RuntimeError):
     """QEMU answered a command with an error, or the connection failed."""
 
     def __init__(self, message: str, error_class: str | None = None) -> None:
