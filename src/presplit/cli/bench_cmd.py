@@ -36,14 +36,17 @@ def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_
     """
     from importlib.resources import files
 
+    from presplit.cli.simulate_cmd import check_output_file, check_seed, load_user_trace
+    from presplit.errors import InputError
     from presplit.scale.tick import build_fleet, measure_tick
-    from presplit.traces import TraceError, load_trace
 
+    check_output_file(json_out, "--json")  # before the (long) measurement
+    check_seed(seed)
     source_path = trace or Path(str(files("presplit") / "data" / "planetlab" / "20110303"))
-    try:
-        source = load_trace(source_path)
-    except TraceError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--from-trace'") from None
+    source = load_user_trace(source_path, "--from-trace")
+    if "cpu" in source.resources and not source.resource("cpu").any():
+        raise InputError(f"--from-trace: {source_path}: every guest's CPU is 0 in every step; expected a trace "
+                         "with some CPU demand to replay")
     state, workload = build_fleet(guests, hosts, source, seed=seed, io=io)
     cost = measure_tick(state, workload)
     row = cost.as_dict()

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-import click
-
 from presplit.sim.runner import METRIC_KEYS
 
 DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_downtime_s", "migration_pause_s",
@@ -22,20 +20,37 @@ ALL_KEYS = (*METRIC_KEYS, *DOMAIN_KEYS)
 
 
 def check_domain_policies(policies: Sequence[str], scenario_name: str) -> list[str]:
+    """The policies to run on a domain scenario (default: all domain policies); a PolicyError naming
+    the first unknown one, or one of the CloudSim engine, and what fits."""
     from presplit.policies import PolicyError, make_policy
-    from presplit.policies.registry import DOMAIN_POLICIES, engines
+    from presplit.policies.registry import DOMAIN_POLICIES, engine_mismatch, engines
 
     names = list(policies) or list(DOMAIN_POLICIES)
     for name in names:
-        if "domains" not in engines(name):
-            raise click.BadParameter(f"policy {name!r} runs on the CloudSim engine; scenario {scenario_name!r} "
-                                     f"runs on the domain engine, whose policies are: {', '.join(DOMAIN_POLICIES)}",
-                                     param_hint="'--policy'")
         try:
+            make_policy(name)  # known at all? (unknown names would otherwise read as CloudSim ones)
             make_policy(name, engine="domains")
         except PolicyError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--policy'") from None
+            raise PolicyError(f"--policy: {exc}") from None
+        if "domains" not in engines(name):
+            raise PolicyError("--policy: " + engine_mismatch(name, scenario_name, "domains",
+                                                             other_scenarios=scenarios_of_engine("cloudsim")))
     return names
+
+
+def scenarios_of_engine(engine: str) -> list[str]:
+    """Shipped scenario names whose engine is ``engine`` (for error messages)."""
+    from presplit.scenarios import ScenarioError, load_scenario
+    from presplit.scenarios.loader import shipped_scenarios
+
+    out = []
+    for name in shipped_scenarios():
+        try:
+            if load_scenario(name).engine == engine:
+                out.append(name)
+        except ScenarioError:
+            continue
+    return out
 
 
 def clean(row: dict) -> dict:
@@ -56,16 +71,17 @@ def _one(args) -> dict:
 
 
 def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: int, jobs: int) -> list[dict]:
-    from presplit.scenarios.loader import ScenarioFileError
+    """One row per policy. Errors about the trace are :class:`ScenarioTraceError` (an InputError): its
+    ``from_option`` says whether the path was the user's --trace or the scenario's own, and the message
+    names the one it was."""
+    from presplit.scenarios.build import scenario_trace
 
+    scenario_trace(scenario, trace)  # a missing trace fails before any worker starts
     tasks = [(scenario, p, trace, seed) for p in policies]
-    try:
-        if jobs > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-                return list(pool.map(_one, tasks))
-        return [_one(t) for t in tasks]
-    except ScenarioFileError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--trace'" if "trace" in exc.key else "'--scenario'") from None
+    if jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            return list(pool.map(_one, tasks))
+    return [_one(t) for t in tasks]
 
 
 def render_domain_table(rows: Sequence[dict]):

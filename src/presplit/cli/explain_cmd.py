@@ -40,32 +40,29 @@ def explain(scenario: str, guest_id: str, policy: str, trace: str | None) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    from presplit.cli.domain_runs import check_domain_policies
-    from presplit.scenarios import ScenarioError, load_scenario
-    from presplit.scenarios.build import run_scenario
-    from presplit.scenarios.loader import ScenarioFileError
+    from presplit.cli.domain_runs import check_domain_policies, scenarios_of_engine
+    from presplit.errors import InputError
+    from presplit.scenarios import load_scenario
+    from presplit.scenarios.build import build_run, run_scenario
 
-    try:
-        scen = load_scenario(scenario)
-    except ScenarioError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--scenario'") from None
+    # Everything is checked before the run: scenario, policy, trace, then the guest against the built fleet.
+    scen = load_scenario(scenario)  # an unknown name or a bad file: a ScenarioError, one line
     if scen.engine != "domains":
-        raise click.BadParameter(f"{scen.name!r} runs on the CloudSim engine; explain needs a domain scenario",
-                                 param_hint="'--scenario'")
+        raise InputError(f"--scenario: {scen.name!r} runs on the CloudSim engine; explain needs a domain "
+                         f"scenario ({', '.join(scenarios_of_engine('domains')) or 'engine: domains'})")
     check_domain_policies([policy], scen.name)
-    try:
-        row, result, run = run_scenario(scen, policy, trace=trace, record_events=True)
-    except ScenarioFileError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--trace'") from None
-    state = run.state
+    built = build_run(scen, trace)  # a missing or bad trace, or a guest no host holds: ScenarioFileError
+    state = built.state
     try:
         g = state.guest_index(guest_id)
     except KeyError:
         if not guest_id.isdigit() or int(guest_id) >= state.n_guests:
             sample = ", ".join(x.id for x in state.guests[:5])
-            raise click.BadParameter(f"no guest {guest_id!r} (ids look like: {sample}, ...; or an index "
-                                     f"0..{state.n_guests - 1})", param_hint="'--guest'") from None
+            raise InputError(f"--guest: no guest {guest_id!r} in scenario {scen.name!r} (ids look like: {sample}, "
+                             f"...; or an index 0..{state.n_guests - 1})") from None
         g = int(guest_id)
+    row, result, run = run_scenario(scen, policy, trace=trace, record_events=True, run=built)
+    state = run.state
     spec = state.guests[g]
     mine = [e for e in result.events if getattr(e.action, "guest", None) == g or g in getattr(e.outcome, "guests", ())]
     table = Table(title=f"guest {spec.id} (#{g}): {spec.vcpus} vCPU x {spec.mips_per_vcpu:.0f} MIPS, "

@@ -40,25 +40,23 @@ def generate(guests: int, hosts: int, source: str, seed: int, out: Path | None, 
     Example:
       presplit fleet generate --guests 5000 --hosts 4000 --from-trace data/planetlab/20110303 --seed 1
     """
-    from presplit.scale.synthetic import FleetError, resample, write_scenario
-    from presplit.traces import TraceError, load_trace
+    from presplit.cli.simulate_cmd import load_user_trace
+    from presplit.errors import InputError
+    from presplit.scale.synthetic import check_fleet, check_output_folder, resample, write_scenario
 
     if guests < 1:
-        raise click.BadParameter(f"expected a positive number of guests, got {guests}", param_hint="'--guests'")
+        raise InputError(f"--guests: expected a positive number of guests, got {guests}")
     if hosts < 1:
-        raise click.BadParameter(f"expected a positive number of hosts, got {hosts}", param_hint="'--hosts'")
+        raise InputError(f"--hosts: expected a positive number of hosts, got {hosts}")
     if seed < 0:
-        raise click.BadParameter(f"expected a seed >= 0, got {seed}", param_hint="'--seed'")
-    try:
-        workload = load_trace(source)
-    except TraceError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--from-trace'") from None
+        raise InputError(f"--seed: expected a seed >= 0, got {seed}")
     out = out or Path(f"fleet-{guests}g-{hosts}h-s{seed}")
-    try:
-        result = resample(workload, guests, seed=seed, max_shift=max_shift, jitter=jitter)
-        manifest = write_scenario(out, result, workload, hosts=hosts, seed=seed, source_path=source,
-                                  max_shift=max_shift, jitter=jitter)
-    except FleetError as exc:
-        raise click.UsageError(str(exc)) from None
+    check_output_folder(out)
+    workload = load_user_trace(source, "--from-trace")
+    # FleetError (an InputError) names the option or the guest and what was expected; nothing is written.
+    check_fleet(workload, guests, hosts, source_path=source)
+    result = resample(workload, guests, seed=seed, max_shift=max_shift, jitter=jitter)
+    manifest = write_scenario(out, result, workload, hosts=hosts, seed=seed, source_path=source,
+                              max_shift=max_shift, jitter=jitter)
     click.echo(f"wrote {manifest['guests']} guests x {manifest['steps']} steps for {manifest['hosts']} hosts "
                f"({manifest['trace_format']}) to {out}")

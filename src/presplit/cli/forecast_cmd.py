@@ -10,6 +10,7 @@ import sys
 import click
 import numpy as np
 
+from presplit.errors import InputError
 from presplit.forecast.base import Context, ForecastError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|s|steps?)?\s*$")
@@ -28,16 +29,16 @@ def parse_steps(text: str, interval_s: int, what: str) -> int:
 def load_series(trace: str, resource: str):
     """The trace's ``[guests, time]`` series for one resource: utilisation where
     the capacity is known (so thresholds are fractions), raw usage otherwise."""
-    from presplit.traces.load import load_trace
+    from presplit.cli.simulate_cmd import load_user_trace
 
-    w = load_trace(trace)
+    w = load_user_trace(trace, "--trace")
     try:
         y = w.utilisation(resource)
         unit = "fraction of capacity"
     except ValueError:
         y, unit = w.resource(resource), w.units.get(resource, "trace units")
     except KeyError as e:
-        raise click.UsageError(str(e.args[0])) from None
+        raise InputError(f"--resource: {e.args[0]}") from None
     first = int(round((w.start_epoch_s or 0) / w.interval_s))
     return w, np.ascontiguousarray(y, dtype=np.float64), unit, Context(w.interval_s, first)
 
@@ -79,18 +80,25 @@ COLUMNS = ("model", "mae", "mase", "pinball_0.5", "pinball_0.9", "pinball_0.95",
 @click.option("--refit", default=None, help="refit period of models not refitted every tick")
 @click.option("--threshold", default=0.8, show_default=True, type=float, help="overload threshold")
 @click.option("--lead", "lead", default="15min", show_default=True, help="minimum warning time L")
-@click.option("--guests", default=None, type=int, help="only the first N guests (quick runs)")
-@click.option("--json", "json_path", default=None, type=click.Path(), help="write results as JSON")
-@click.option("--plot", "plot_path", default=None, type=click.Path(), help="also save a PNG of the first model's forecasts")
+@click.option("--guests", default=None, type=click.IntRange(min=1), help="only the first N guests (quick runs)")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write results as JSON")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="also save a PNG of the first model's forecasts")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786): shard each forecast over its workers")
 def backtest(trace, resource, horizon, models, history, start, step, refit, threshold, lead,
              guests, json_path, plot_path, scheduler) -> None:
     """Rolling-origin evaluation of forecasting models on a trace."""
+    from presplit.cli.simulate_cmd import check_output_file
     from presplit.forecast import names
     from presplit.forecast.backtest import BacktestSpec, backtest as run
 
+    check_output_file(json_path, "--json")  # before the (long) backtest
+    check_output_file(plot_path, "--plot")
     if horizon <= 0:
         raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
+    if not math.isfinite(threshold) or threshold <= 0:
+        raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
+                         "e.g. 0.8 of capacity)")
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else names()
     unknown = [m for m in chosen if m not in names()]
     if unknown:
@@ -155,13 +163,16 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
 @click.option("--horizon", default=12, show_default=True, type=int)
 @click.option("--at", "at", default=None, help="forecast origin (steps or duration; default: 3/4 of the trace)")
 @click.option("--history", default=None, help="history window before the origin (default: all)")
-@click.option("--guests", default=4, show_default=True, type=int, help="how many guests to draw (the busiest)")
-@click.option("--out", required=True, type=click.Path(), help="PNG file")
+@click.option("--guests", default=4, show_default=True, type=click.IntRange(min=1),
+              help="how many guests to draw (the busiest)")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file")
 def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None:
     """Save a PNG of a few guests' history, forecast and 80/95 % intervals."""
+    from presplit.cli.simulate_cmd import check_output_file
     from presplit.forecast import create
     from presplit.forecast.plot import plot_forecast
 
+    check_output_file(out, "--out")
     if horizon <= 0:
         raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
     try:

@@ -22,10 +22,9 @@ def report(results: Path, out: Path) -> None:
     Example:
       presplit report results.parquet --out report.html
     """
-    from presplit.scale.report import ReportError, write_report
+    from presplit.cli.simulate_cmd import check_output_file
+    from presplit.scale.report import write_report
 
-    try:
-        n = write_report(results, out)
-    except ReportError as exc:
-        raise click.BadParameter(str(exc), param_hint="'RESULTS.parquet'") from None
+    check_output_file(out, "--out")  # before reading the results
+    n = write_report(results, out)  # a ReportError (bad results file) is one line naming it
     click.echo(f"wrote {out} ({n} runs)", err=True)

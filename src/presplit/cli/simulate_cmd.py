@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -186,33 +187,31 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     """
     from rich.console import Console
 
-    from presplit.policies import PolicyError, make_policy
-    from presplit.scenarios import ScenarioError, resolve_scenario
-    from presplit.traces import TraceError, load_trace
+    from presplit.scenarios import SCENARIOS, load_scenario, resolve_scenario
 
-    try:
-        fleet_factory, default_traces = resolve_scenario(scenario)
-    except ScenarioError as exc:
-        domain_scenario = _domain_scenario(scenario)
-        if domain_scenario is None:
-            raise click.BadParameter(str(exc), param_hint="'--scenario'") from None
-        _simulate_domains(domain_scenario, traces, policies, json_path, seed, jobs)
-        return
+    # Every input is checked before the first run starts: the output file, the scenario, the
+    # policies, then the traces (loading them is the only slow check).
+    check_output_file(json_path, "--json")
+    check_seed(seed)
+    if scenario.strip().lower() not in SCENARIOS:
+        scen = load_scenario(scenario)  # an unknown name or a bad file is a ScenarioError: one line
+        if scen.engine == "domains":
+            _simulate_domains(scen, traces, policies, json_path, seed, jobs)
+            return
+        scenario_name = scen.name
+    else:
+        scenario_name = scenario.strip().lower()
+    fleet_factory, default_traces = resolve_scenario(scenario)
 
     policy_list = list(policies) or list(DEFAULT_POLICIES)
     for name in policy_list:
-        try:
-            make_policy(name, seed=seed)
-        except PolicyError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--policy'") from None
+        check_cloudsim_policy(name, scenario_name, seed=seed)
 
-    trace_paths = list(traces) or [str(p) for p in default_traces]
-    workloads = []
-    for path in trace_paths:
-        try:
-            workloads.append((load_trace(path), trace_label(path)))
-        except TraceError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+    workloads = [(load_user_trace(path, "--trace"), trace_label(path)) for path in traces]
+    if not traces:
+        workloads = [(load_scenario_trace(path, scenario_name), trace_label(path)) for path in default_traces]
+    for (workload, _), path in zip(workloads, traces or default_traces):
+        check_cloudsim_length(workload, f"--trace {path}" if traces else f"scenario {scenario_name!r}: trace {path}")
 
     rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs)
 
@@ -225,15 +224,88 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
         click.echo(f"wrote {len(rows)} rows to {json_path}", err=True)
 
 
-def _domain_scenario(name: str):
-    """The scenario if ``name`` is a domain-engine scenario, else None (the CloudSim error stands)."""
-    from presplit.scenarios import ScenarioError, load_scenario
+# --------------------------------------------------------------------------- input checks (shared by commands)
+
+
+def check_output_file(path: str | Path | None, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: its folder is missing or
+    read-only, or the path is a folder. Nothing is created."""
+    from presplit.errors import InputError
+
+    if path is None:
+        return
+    path = Path(path)
+    expected = "a file path in an existing, writable folder"
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder (expected {expected})")
+    parent = path.parent
+    if not parent.exists():
+        raise InputError(f"{option} {path}: folder {parent} does not exist (expected {expected}; create it first)")
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is not a folder (expected {expected})")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} {path}: not writable (expected {expected})")
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    from presplit.errors import InputError
+
+    if seed < 0:
+        raise InputError(f"{option}: expected a seed >= 0, got {seed}")
+
+
+def load_user_trace(path: str | Path, option: str):
+    """A trace the user named with ``option``; a bad one is an InputError naming the option and the file."""
+    from presplit.errors import InputError
+    from presplit.traces import TraceError, load_trace
 
     try:
-        scenario = load_scenario(name)
-    except ScenarioError:
-        return None
-    return scenario if scenario.engine == "domains" else None
+        return load_trace(path)
+    except TraceError as exc:
+        raise InputError(f"{option}: {exc}") from None
+
+
+def load_scenario_trace(path: str | Path, scenario_name: str):
+    """A trace the scenario names (no --trace given): an error names the scenario, not an option."""
+    from presplit.errors import InputError
+    from presplit.traces import TraceError, load_trace
+
+    try:
+        return load_trace(path)
+    except TraceError as exc:
+        raise InputError(f"scenario {scenario_name!r}: trace: {exc}; pass --trace PATH to use another "
+                         "trace") from None
+
+
+def check_cloudsim_length(workload, what: str) -> None:
+    """The CloudSim engine replays a fixed horizon (one day, as CloudSim's PlanetLab runs):
+    a shorter trace is refused here rather than failing mid-run. Longer ones run their first day."""
+    from presplit.errors import InputError
+    from presplit.model.hardware import SimModel
+
+    model = SimModel()
+    have = workload.n_steps * workload.interval_s
+    if workload.interval_s != model.interval_s or have < model.horizon_s:
+        need = int(math.ceil(model.horizon_s / model.interval_s))
+        raise InputError(f"{what}: {workload.n_steps} steps of {workload.interval_s:g} s ({have / 3600:.3g} h), but "
+                         f"the CloudSim engine replays {model.horizon_s / 3600:g} h; expected a trace of at least "
+                         f"{need} steps of {model.interval_s:g} s")
+
+
+def check_cloudsim_policy(name: str, scenario_name: str, *, seed: int = 0) -> None:
+    """``name`` must be a known policy of the CloudSim engine; else a PolicyError saying what fits."""
+    from presplit.policies import PolicyError, make_policy
+    from presplit.policies.registry import engine_mismatch, engines
+
+    try:
+        make_policy(name, seed=seed)
+    except PolicyError as exc:
+        raise PolicyError(f"--policy: {exc}") from None
+    if "cloudsim" not in engines(name):
+        from presplit.cli.domain_runs import scenarios_of_engine
+
+        raise PolicyError("--policy: " + engine_mismatch(name, scenario_name, "cloudsim",
+                                                         other_scenarios=scenarios_of_engine("domains")))
 
 
 def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: Path | None,
@@ -241,11 +313,13 @@ def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ..
     from rich.console import Console
 
     from presplit.cli.domain_runs import check_domain_policies, render_domain_table, run_domain_rows
+    from presplit.errors import InputError
 
     if len(traces) > 1:
-        raise click.BadParameter(f"scenario {scenario.name!r} takes one trace (it overrides the scenario's)",
-                                 param_hint="'--trace'")
+        raise InputError(f"--trace: scenario {scenario.name!r} takes one trace (it overrides the scenario's), "
+                         f"got {len(traces)}")
     names = check_domain_policies(policies, scenario.name)
+    # A missing or bad trace, or a guest no host can hold, fails before any run (ScenarioFileError).
     rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs)
     console = Console()
     if not console.is_terminal:

@@ -47,46 +47,46 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
           --param threshold=0.7,0.8 --param safety=1.1,1.2 --param target=0.85,0.95 \\
           --trace data/planetlab/20110303 --trace data/planetlab/20110306 --out results.parquet
     """
-    from presplit.cli.simulate_cmd import trace_label
+    from presplit.cli.simulate_cmd import check_output_file, check_seed, trace_label
+    from presplit.errors import InputError
     from presplit.scale.synthetic import FleetError, read_manifest
     from presplit.scale.sweep import ResultStore, SweepError, expand_runs, parse_param, run_sweep
     from presplit.scenarios import ScenarioError, resolve_scenario
 
+    # Every input is checked before the cluster starts; each error is one line naming the option.
+    check_output_file(out, "--out")
+    check_seed(seed)
     try:
         _, default_traces = resolve_scenario(scenario)
     except ScenarioError as exc:
-        raise click.BadParameter(f"{exc} (the sweep runs CloudSim-engine scenarios)",
-                                 param_hint="'--scenario'") from None
+        raise ScenarioError(f"--scenario: {exc} (the sweep runs CloudSim-engine scenarios: cloudsim or a "
+                            "YAML file with engine: cloudsim)") from None
     try:
         parsed = [parse_param(p) for p in params]
     except SweepError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--param'") from None
+        raise SweepError(f"--param: {exc}") from None
 
     trace_specs = []
     for path in list(traces) or [str(p) for p in default_traces]:
         p = Path(path)
+        what = f"--trace {path}" if traces else f"scenario {scenario!r}: trace {path}"
         if not p.exists():
-            raise click.BadParameter(f"{path}: no such file or folder; expected a trace or a "
-                                     "`presplit fleet generate` folder", param_hint="'--trace'")
+            raise InputError(f"{what}: no such file or folder; expected a trace or a `presplit fleet generate` "
+                             "folder" + ("" if traces else "; pass --trace PATH to use another trace"))
         try:
             manifest = read_manifest(p)
         except FleetError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+            raise FleetError(f"{what}: {exc}") from None
         if manifest is not None:
             trace_specs.append((trace_label(p), str(manifest.trace.resolve()), manifest.hosts))
         else:
             trace_specs.append((trace_label(p), str(p.resolve()), None))
-    try:
-        specs = expand_runs(policies, parsed, trace_specs, scenario=scenario, seed=seed)
-        ResultStore(out).finished()  # an unreadable results file fails here, before any work
-    except SweepError as exc:
-        raise click.UsageError(str(exc)) from None
+    specs = expand_runs(policies, parsed, trace_specs, scenario=scenario, seed=seed)
+    ResultStore(out).finished()  # an unreadable results file fails here, before any work
 
-    _check_traces(trace_specs)
+    _check_traces(trace_specs, user_given=bool(traces), scenario=scenario)
     try:
         summary = run_sweep(specs, out, scheduler=scheduler, workers=workers, sequential=sequential, limit=limit)
-    except SweepError as exc:
-        raise click.UsageError(str(exc)) from None
     except OSError as exc:  # e.g. the scheduler address is unreachable
         raise click.ClickException(f"sweep failed: {exc}") from None
     click.echo(f"{summary.done} runs done, {summary.skipped} already in {out}, {len(summary.failed)} failed; "
@@ -99,12 +99,10 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
         raise SystemExit(1)
 
 
-def _check_traces(trace_specs) -> None:
+def _check_traces(trace_specs, *, user_given: bool, scenario: str) -> None:
     """Load each trace once here so a bad one is reported before the cluster starts."""
-    from presplit.traces import TraceError, load_trace
+    from presplit.cli.simulate_cmd import check_cloudsim_length, load_scenario_trace, load_user_trace
 
     for label, path, _ in trace_specs:
-        try:
-            load_trace(path)
-        except TraceError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+        workload = load_user_trace(path, "--trace") if user_given else load_scenario_trace(path, scenario)
+        check_cloudsim_length(workload, f"--trace {path}" if user_given else f"scenario {scenario!r}: trace {path}")

@@ -7,6 +7,7 @@ detectors thr, iqr, mad, lr, lrr and selectors mmt, mu, mc, rs (e.g.
 
 from __future__ import annotations
 
+from presplit.errors import InputError
 from presplit.policies.cloudsim.baselines import DetectAndConsolidate, FirstFit
 from presplit.policies.presplit.consolidation import PredictiveConsolidation
 from presplit.policies.cloudsim.detectors import (
@@ -71,8 +72,28 @@ def policy_kind(name: str) -> str:
     return engines(name)[0]
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     pass
+
+
+CLOUDSIM_POLICY_TEXT = "npa, dvfs, presplit or DETECTOR-SELECTOR[:PARAM] (e.g. lr-mmt:1.2)"
+
+
+def engine_mismatch(name: str, scenario: str, engine: str, *, other_scenarios: list[str] | tuple = ()) -> str:
+    """Why policy ``name`` cannot run on ``scenario`` (whose engine is ``engine``), and what would fit.
+
+    ``other_scenarios``: scenarios of the policy's own engine, to suggest.
+    """
+    suggest = ", ".join(other_scenarios)
+    if engine == "cloudsim":
+        where = suggest or "a YAML file with engine: domains"
+        return (f"policy {name!r} runs on the domain engine only, but scenario {scenario!r} runs on the CloudSim "
+                f"engine, whose policies are {CLOUDSIM_POLICY_TEXT}; run {name!r} with a domain scenario "
+                f"(--scenario {where})")
+    where = suggest or "cloudsim"
+    return (f"policy {name!r} runs on the CloudSim engine only, but scenario {scenario!r} runs on the domain "
+            f"engine, whose policies are: {', '.join(DOMAIN_POLICIES)}; run {name!r} with a CloudSim scenario "
+            f"(--scenario {where})")
 
 
 def policy_names() -> list[str]:

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from presplit.errors import InputError
 from presplit.model.workload import Workload
 
 MANIFEST_NAME = "manifest.json"
@@ -63,8 +64,49 @@ PARQUET_TRACE = "trace.parquet"
 PROVENANCE = "provenance.csv"
 
 
-class FleetError(ValueError):
+class FleetError(InputError):
     """Bad input for a synthetic fleet (counts, knobs, output folder)."""
+
+
+def check_fleet(source: Workload, n_guests: int, n_hosts: int, *, source_path: str | Path) -> None:
+    """Refuse a fleet that could only give a degenerate run, before anything is written.
+
+    - A source with no CPU demand at all (every guest 0 in every step): its
+      fleet is idle, and energy over its fluid bound (0) is undefined.
+    - Values the readers cannot produce but a hand-made workload could: CPU
+      outside [0, 1], negative or non-finite usage, non-finite or non-positive
+      capacities -- named by guest.
+    - Too few hosts for the guests' memory: the sweep runs the fleet on
+      CloudSim's preset (hosts of 4 GB, VM types of 613-1740 MB, reserved in
+      full), where a fleet whose memory does not fit cannot even start.
+    """
+    from presplit.model.hardware import cloudsim_preset
+
+    usage = source.usage
+    bad = ~np.isfinite(usage) | (usage < 0)
+    if "cpu" in source.resources:
+        bad[:, :, source.resources.index("cpu")] |= usage[:, :, source.resources.index("cpu")] > 1.0
+    if bad.any():
+        g, t, k = (int(x[0]) for x in np.nonzero(bad))
+        raise FleetError(f"--from-trace {source_path}: guest {source.guest_ids[g]!r} has {source.resources[k]} "
+                         f"{usage[g, t, k]!r} at step {t}; expected finite values >= 0 (CPU a fraction 0..1)")
+    cap = source.capacity
+    bad_cap = (~np.isfinite(cap) | (cap <= 0)) & ~np.isnan(cap)  # NaN: capacity unknown (allowed)
+    if bad_cap.any():
+        g, k = (int(x[0]) for x in np.nonzero(bad_cap))
+        raise FleetError(f"--from-trace {source_path}: guest {source.guest_ids[g]!r} has {source.resources[k]} "
+                         f"capacity {cap[g, k]!r}; expected a finite capacity > 0 (or none)")
+    if "cpu" in source.resources and not source.resource("cpu").any():
+        raise FleetError(f"--from-trace {source_path}: every guest's CPU is 0 in every step, so a fleet resampled "
+                         "from it has no demand to consolidate (its energy over the fluid bound is undefined); "
+                         "expected a trace with some CPU demand")
+    fleet = cloudsim_preset(n_guests, n_hosts)
+    need_mb, have_mb = float(fleet.guest_attr("ram_mb").sum()), float(fleet.host_attr("ram_mb").sum())
+    if need_mb > have_mb:
+        per_host = float(fleet.host_attr("ram_mb").max())
+        raise FleetError(f"--hosts {n_hosts}: too few for {n_guests} guests: on CloudSim's preset their VM types "
+                         f"reserve {need_mb:,.0f} MB of memory and {n_hosts} hosts have {have_mb:,.0f} MB; expected "
+                         f"at least {int(np.ceil(need_mb / per_host)):,} hosts (or fewer guests)")
 
 
 @dataclass(frozen=True)
@@ -129,9 +171,7 @@ def write_scenario(out: Path, result: Resampled, source: Workload, *, hosts: int
     if hosts < 1:
         raise FleetError(f"--hosts must be at least 1, got {hosts}")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FleetError(f"output {out} already exists and is not an empty folder; "
-                         "expected a new folder name (or remove it)")
+    check_output_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     umask = os.umask(0)
@@ -172,6 +212,14 @@ def write_scenario(out: Path, result: Resampled, source: Workload, *, hosts: int
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def check_output_folder(out: Path) -> None:
+    """The scenario folder must be new (or an empty folder): a FleetError otherwise."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FleetError(f"output {out} already exists and is not an empty folder; "
+                         "expected a new folder name (or remove it)")
 
 
 def _csv_text(text: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
+from presplit.errors import InputError
 from presplit.model.hardware import Fleet, cloudsim_preset
 
 FleetFactory = Callable[[int], Fleet]
@@ -24,7 +25,7 @@ FleetFactory = Callable[[int], Fleet]
 SCENARIO_FILE_SUFFIXES = (".yaml", ".yml")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """Unknown scenario name, or a scenario that does not suit the caller's engine."""
 
 

@@ -26,14 +26,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import Guest, HostSpec, PatchWindowSim
 from presplit.model.fabric import Fabric
-from presplit.scenarios.loader import GuestFeed, Scenario, ScenarioFileError
+from presplit.scenarios.loader import GuestFeed, Scenario, ScenarioFileError, ScenarioTraceError
 from presplit.sim.domain_engine import DomainWorkload
+
+MAX_REPLICAS = 1_000.0  # copies of a trace's guests; target_peak_load on a near-idle trace could ask millions
 
 
 @dataclass
@@ -54,28 +57,49 @@ def build_hosts(scenario: Scenario) -> list[HostSpec]:
     return hosts
 
 
-def _load(feed: GuestFeed, override: str | None):
+def scenario_trace(scenario: Scenario, override: str | Path | None = None) -> Path:
+    """The trace a run of ``scenario`` reads: ``override`` (the user's --trace) or the feed's own.
+
+    Checks only that it exists -- cheap, so a face can call it before starting
+    anything long; raises :class:`ScenarioTraceError` saying where the path came from.
+    """
+    if len(scenario.feeds) != 1:
+        raise ScenarioFileError(scenario.path, "guests", f"{len(scenario.feeds)} feeds", "exactly one guest feed")
+    feed = scenario.feeds[0]
+    if override is None and feed.trace is None:
+        raise ScenarioFileError(feed.declared_in or scenario.path, feed.key, "no trace named",
+                                "a trace path here or --trace on the command line")
+    path = Path(override) if override is not None else feed.trace
+    if not path.exists():
+        raise _trace_error(scenario, feed, path, "not found", from_option=override is not None)
+    return path
+
+
+def _trace_error(scenario: Scenario, feed: GuestFeed, path, reason: str, *, from_option: bool):
+    hint = None
+    written = feed.trace_as_written or ""
+    if not from_option and "${PRESPLIT_DATA" in written:
+        below = written.split("}", 1)[1] if "}" in written else ""
+        hint = f"set PRESPLIT_DATA to the folder holding {below.lstrip('/') or 'it'} (it is not bundled)"
+    return ScenarioTraceError(scenario.name, path, reason, from_option=from_option,
+                              file=feed.declared_in or scenario.path, key=feed.key, hint=hint)
+
+
+def _load(scenario: Scenario, override: str | None):
     from presplit.traces import TraceError, load_trace
 
-    path = override or feed.trace
-    if path is None:
-        raise ScenarioFileError(feed.where.split(":")[0], feed.where.split(": ")[-1], "no trace named",
-                                "a trace path here or --trace on the command line")
+    path = scenario_trace(scenario, override)
     try:
         return load_trace(path)
     except TraceError as exc:
-        where = "--trace" if override else feed.where
-        raise ScenarioFileError(where, "trace", f"cannot load {path}: {exc}",
-                                "an existing trace file (the Bitbrains week is not bundled: pass --trace or "
-                                "set PRESPLIT_DATA)") from None
+        raise _trace_error(scenario, scenario.feeds[0], path, f"not a valid trace: {exc}",
+                           from_option=override is not None) from None
 
 
 def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
     """Hosts, fabric, guests and windows of ``scenario``; ``trace`` overrides the (single) feed's trace."""
-    if len(scenario.feeds) != 1:
-        raise ScenarioFileError(scenario.path, "guests", f"{len(scenario.feeds)} feeds", "exactly one guest feed")
+    work = _load(scenario, trace)
     feed = scenario.feeds[0]
-    work = _load(feed, trace)
     hosts = build_hosts(scenario)
     steps = work.n_steps
     if scenario.horizon_s is not None:
@@ -95,6 +119,12 @@ def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
         peak_cpu = float((cpu_frac * mips[:, None]).sum(axis=0).max()) / fleet_mips
         r = feed.target_peak_load / max(peak_cpu, float(ram.sum()) / fleet_mb)
     r = 1.0 if r is None else r
+    if r > MAX_REPLICAS:
+        raise ScenarioFileError(feed.declared_in or scenario.path, feed.key.replace(".trace", ".target_peak_load"),
+                                f"{feed.target_peak_load:g} needs {r:,.0f} copies of the trace's {n} guests",
+                                f"a target the trace's guests reach with at most {MAX_REPLICAS:,.0f} copies "
+                                "(a smaller target, or a trace with more demand)")
+    _check_guests_fit(scenario, feed, work, hosts, mips / feed.cpu_overcommit, ram, trace)
     rng = np.random.default_rng(feed.seed)
     whole = int(np.floor(r))
     src = np.concatenate([np.tile(np.arange(n), whole),
@@ -125,6 +155,30 @@ def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
     state = ClusterState.initial(hosts, guests, fabric, scenario.model, patch_windows=windows)
     return DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s, io_mb_s), steps,
                      str(trace or feed.trace))
+
+
+def _check_guests_fit(scenario: Scenario, feed: GuestFeed, work, hosts: list[HostSpec], reserve_mips: np.ndarray,
+                      ram_mb: np.ndarray, override: str | None) -> None:
+    """Refuse a guest that no host can hold even alone (after its minimal services): it could never be placed."""
+    overhead_mips = sum(s.cpu_mips for s in scenario.model.minimal_services)
+    overhead_mb = sum(s.mem_mb for s in scenario.model.minimal_services)
+    room_mips = max(h.cpu_mips for h in hosts) - overhead_mips
+    room_mb = max(h.ram_mb for h in hosts) - overhead_mb
+    source = f"--trace {override}" if override is not None else f"trace {feed.trace}"
+    for what, unit, need, room, fix in (
+            ("of CPU (provisioned MHz / cpu_overcommit)", "MIPS", reserve_mips, room_mips,
+             f"raise {feed.key.replace('.trace', '.cpu_overcommit')} or use bigger hosts"),
+            ("of memory", "MB", ram_mb, room_mb,
+             f"cap them with {feed.key.replace('.trace', '.max_ram_gb')} or use bigger hosts")):
+        too_big = np.flatnonzero(need > room)
+        if too_big.size:
+            g = int(too_big[0])
+            more = f", and {too_big.size - 1} more" if too_big.size > 1 else ""
+            raise ScenarioFileError(
+                feed.declared_in or scenario.path, feed.key.replace(".trace", ""),
+                f"guest {work.guest_ids[g]!r} (of {source}{more}) reserves {need[g]:,.0f} {unit} {what}, more "
+                f"than the largest host has after its minimal services: {room:,.0f} {unit}",
+                f"guests that fit a host: {fix}")
 
 
 def _io_mb_s(work, n: int, steps: int) -> np.ndarray | None:
@@ -160,8 +214,12 @@ def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | No
 
 
 def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, seed: int = 0,
-                 record_events: bool = False):
-    """One run: (metrics row, DomainSimResult, DomainRun). The row has ``trace`` and ``policy`` first."""
+                 record_events: bool = False, run: DomainRun | None = None):
+    """One run: (metrics row, DomainSimResult, DomainRun). The row has ``trace`` and ``policy`` first.
+
+    ``run``: an already built :func:`build_run` of this scenario and trace (e.g. to check
+    inputs against it first), used instead of building it again.
+    """
     import resource
 
     from presplit.policies import make_policy
@@ -169,7 +227,7 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
     from presplit.sim.forecast_feed import ObservedForecasts
 
     started = time.perf_counter()
-    run = build_run(scenario, trace)
+    run = run if run is not None else build_run(scenario, trace)
     chosen = make_policy(policy, seed=seed, engine="domains")
     # Forecasting policies get forecasts built from the demand observed so far, never the future.
     forecasts = ObservedForecasts(run.state.n_guests) if getattr(chosen, "needs_forecasts", False) else None

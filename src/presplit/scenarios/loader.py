@@ -14,6 +14,7 @@ is expanded from the environment. Shipped files: ``cloudsim.yaml``,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from presplit.errors import InputError
 from presplit.model.domains import DomainModel, Service
 from presplit.model.hardware import PowerModel
 
@@ -40,13 +42,53 @@ FEED_KEYS = {"trace", "cpu_overcommit", "target_peak_load", "replicas", "max_ram
 ARRIVALS = ("at-start", "first-nonzero")
 
 
-class ScenarioFileError(ValueError):
+class ScenarioFileError(InputError):
     """``file: key.path: message (expected ...)``."""
 
     def __init__(self, file: str | Path, key: str, message: str, expected: str | None = None) -> None:
         self.file, self.key, self.message, self.expected = str(file), key, message, expected
         text = f"{file}: {key or '(top level)'}: {message}"
         super().__init__(text + (f" (expected {expected})" if expected else ""))
+
+    def __reduce__(self):
+        # Rebuilt from its parts across processes (``--jobs N``), not from the formatted text.
+        return type(self), (self.file, self.key, self.message, self.expected)
+
+
+class ScenarioTraceError(ScenarioFileError):
+    """A scenario's guests cannot be read from their trace (missing, or not a valid trace).
+
+    Says where the path came from, so a face names the right thing:
+    ``from_option`` is True when it is the user's ``--trace`` (the message starts
+    ``--trace PATH: ...``), False when it is the scenario's own ``trace`` key (the
+    message names the scenario, its file and the key, and suggests ``--trace``).
+    ``scenario`` is the scenario's name, ``trace`` the path, ``reason`` what is
+    wrong with it; ``file``/``key`` are the scenario file and key path
+    (``guests.trace``) as for any :class:`ScenarioFileError`.
+    """
+
+    def __init__(self, scenario: str, trace: str | Path, reason: str, *, from_option: bool,
+                 file: str | Path | None = None, key: str = "guests.trace", hint: str | None = None) -> None:
+        self.scenario, self.trace, self.reason, self.from_option = scenario, str(trace), reason, from_option
+        self.file, self.key, self.message, self.hint = str(file or ""), key, reason, hint
+        if from_option:
+            self.expected = "an existing trace: a PlanetLab day folder, Bitbrains .csv files or a long table"
+            text = f"--trace {trace}: {reason}"
+            if reason == "not found":
+                text += f" (expected {self.expected})"
+        else:
+            self.expected = "pass --trace PATH to use another trace" + (f", or {hint}" if hint else "")
+            where = f" ({file})" if file else ""
+            text = f"scenario {scenario!r}{where}: {key}: {trace}: {reason}; {self.expected}"
+        InputError.__init__(self, text)
+
+    def __reduce__(self):
+        return _rebuild_trace_error, (type(self), self.scenario, self.trace, self.reason, self.from_option,
+                                      self.file, self.key, self.hint)
+
+
+def _rebuild_trace_error(cls, scenario, trace, reason, from_option, file, key, hint):
+    return cls(scenario, trace, reason, from_option=from_option, file=file or None, key=key, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -78,6 +120,9 @@ class GuestFeed:
     source_mips_per_core: float = 2600.0
     default_cores: int = 1
     default_ram_mb: float = 2048.0
+    declared_in: Path | None = None  # the file that names ``trace`` (a ``base`` may)
+    key: str = "guests.trace"  # its key path there
+    trace_as_written: str | None = None  # before ${VAR} expansion, for hints
 
 
 @dataclass(frozen=True)
@@ -104,16 +149,11 @@ def shipped_scenarios() -> dict[str, Path]:
 
 def read_yaml(path: Path, *, seen: tuple = ()) -> dict:
     """Parse ``path`` (following ``base``) into one merged mapping; relative traces made absolute."""
-    import yaml
-
     if not path.is_file():
-        raise ScenarioFileError(path, "", "no such scenario file", "a YAML file or a shipped scenario name")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioFileError(path, "", f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioFileError(path, "", f"{type(data).__name__} at top level", "a mapping")
+        what = "a folder, not a scenario file" if path.is_dir() else "no such scenario file"
+        raise ScenarioFileError(path, "", what, "a YAML file or a shipped scenario name")
+    data = yaml_mapping(path)
+    check_numbers(path, data)
     _absolutise_traces(data, path)
     base = data.pop("base", None)
     if base is None:
@@ -121,9 +161,67 @@ def read_yaml(path: Path, *, seen: tuple = ()) -> dict:
     if not isinstance(base, str):
         raise ScenarioFileError(path, "base", f"{base!r} is not a scenario name or path", "a string")
     base_path = shipped_scenarios().get(base) or (path.parent / os.path.expandvars(base))
+    if not base_path.is_file():
+        raise ScenarioFileError(path, "base", f"{base!r}: no such scenario ({base_path} not found)",
+                                "a shipped scenario name (" + ", ".join(shipped_scenarios()) + ") or a YAML path "
+                                "relative to this file")
     if base_path.resolve() in seen:
         raise ScenarioFileError(path, "base", f"{base!r} inherits from itself")
     return _merge(read_yaml(base_path, seen=(*seen, path.resolve())), data)
+
+
+MAX_SCENARIO_BYTES = 10 * 2**20  # scenario files are a few KB; anything this large is not one
+
+
+def yaml_mapping(path: Path) -> dict:
+    """The top-level mapping of one YAML file, or a ScenarioFileError saying why it is not one."""
+    import yaml
+
+    size = path.stat().st_size
+    if size > MAX_SCENARIO_BYTES:
+        raise ScenarioFileError(path, "", f"{size:,} bytes: too large for a scenario file",
+                                "a YAML scenario file of a few KB")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioFileError(path, "", f"not a UTF-8 YAML file (byte {exc.start} is {raw[exc.start]:#04x}; "
+                                "binary data?)", "a YAML scenario file") from None
+    if "\x00" in text:
+        raise ScenarioFileError(path, "", f"not a YAML file (NUL byte at offset {text.index(chr(0))}; binary data?)",
+                                "a YAML scenario file")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioFileError(path, "", f"not valid YAML{where}: {problem}", "a YAML scenario file") from None
+    except RecursionError:
+        raise ScenarioFileError(path, "", "not valid YAML: nested too deeply", "a YAML scenario file") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"{type(data).__name__} at top level"
+        raise ScenarioFileError(path, "", got, "a mapping of scenario keys (name, engine, hosts, guests, ...)")
+    return data
+
+
+def check_numbers(path: Path, data: Any, where: str = "") -> None:
+    """No NaN, infinity or absurdly large integer anywhere in the file: named by key path.
+
+    YAML spells them ``.nan``/``.inf``; no scenario value means either (leave
+    an optional key out instead), so they are refused before any section is read.
+    """
+    if isinstance(data, dict):
+        for k, v in data.items():
+            check_numbers(path, v, f"{where}.{k}" if where else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            check_numbers(path, v, f"{where}[{i}]")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise ScenarioFileError(path, where, f"{data!r} is not a finite number",
+                                "a finite number; leave an optional key out rather than give .nan or .inf")
+    elif isinstance(data, int) and not isinstance(data, bool) and abs(data) > 2**63:
+        raise ScenarioFileError(path, where, f"{data:.3g} is too large", "a number below 2^63")
 
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -135,6 +233,7 @@ def _absolutise_traces(data: dict, path: Path) -> None:
         if isinstance(feed, dict) and isinstance(feed.get("trace"), str):
             text = _VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), feed["trace"])
             trace = Path(os.path.expanduser(text))
+            feed.setdefault("_trace_as_written", feed["trace"])
             feed["trace"] = str(trace if trace.is_absolute() else (path.parent / trace).resolve())
             feed.setdefault("_declared_in", str(path))
 
@@ -161,23 +260,68 @@ class _Reader:
     def key(self, k: str) -> str:
         return f"{self.where}.{k}" if self.where else k
 
-    def get(self, k: str, kind: type | tuple, default: Any = MISSING, *, positive: bool = False) -> Any:
+    def get(self, k: str, kind: type | tuple, default: Any = MISSING, *, positive: bool = False,
+            nonneg: bool = False, at_most: float | None = None, below: float | None = None,
+            unit: str | None = None) -> Any:
+        """The value at ``k``, checked: its type, finite if a number, and in range.
+
+        ``positive``: > 0; ``nonneg``: >= 0; ``at_most``: <= that; ``below``: < that;
+        ``unit`` names the unit in the message. A missing key returns ``default``
+        unchecked (or is an error without one).
+        """
+        expected = (_name(kind) + (f" of {unit}" if unit else "")
+                    + _range_text(kind, positive, nonneg, at_most, below))
         if k not in self.data:
             if default is MISSING:
-                raise ScenarioFileError(self.file, self.key(k), "missing", _name(kind))
+                raise ScenarioFileError(self.file, self.key(k), "missing", expected)
             return default
         v = self.data[k]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         ok = isinstance(v, kinds) and not (isinstance(v, bool) and bool not in kinds)
         if not ok and float in kinds and isinstance(v, int) and not isinstance(v, bool):
             v, ok = float(v), True
+        if not ok and int in kinds and isinstance(v, float) and v.is_integer():
+            v, ok = int(v), True  # 2.0 is the count 2; 2.5 is refused below
         if not ok:
+            if v is None:
+                raise ScenarioFileError(self.file, self.key(k), "empty value", expected)
             got = type(v).__name__
-            raise ScenarioFileError(self.file, self.key(k), f"{v!r} is {'an' if got[0] in 'aeiou' else 'a'} {got}",
-                                    _name(kind))
-        if positive and v <= 0:
-            raise ScenarioFileError(self.file, self.key(k), f"{v!r} is not positive", "a number > 0")
+            if int in kinds and isinstance(v, float):
+                message = f"{v!r} is not a whole number"
+            else:
+                message = f"{v!r} is {'an' if got[0] in 'aeiou' else 'a'} {got}"
+            raise ScenarioFileError(self.file, self.key(k), message, expected)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return v
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioFileError(self.file, self.key(k), f"{v!r} is not a finite number", expected)
+        if (positive and v <= 0) or (nonneg and v < 0) or (at_most is not None and v > at_most) or (
+                below is not None and v >= below):
+            if (positive or nonneg) and v < 0:
+                problem = "negative"
+            elif positive and v == 0:
+                problem = "zero"
+            elif at_most is not None and v > at_most:
+                problem = f"above the maximum {at_most:g}"
+            else:
+                problem = f"not below {below:g}"
+            raise ScenarioFileError(self.file, self.key(k), f"{v!r} is {problem}", expected)
         return v
+
+
+def _range_text(kind, positive: bool, nonneg: bool, at_most: float | None, below: float | None) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    integer = int in kinds and float not in kinds
+    parts = []
+    if positive:
+        parts.append(">= 1" if integer else "> 0")
+    elif nonneg:
+        parts.append(">= 0")
+    if at_most is not None:
+        parts.append(f"<= {at_most:,g}" if not integer else f"<= {int(at_most):,}")
+    if below is not None:
+        parts.append(f"< {below:g}")
+    return (" " + " and ".join(parts)) if parts else ""
 
 
 def _name(kind) -> str:
@@ -208,13 +352,10 @@ def parse_start(file: Path, value: Any) -> datetime:
 
 def service(file: Path, raw: Any, where: str, mips_per_core: float) -> Service:
     r = _Reader(file, raw, where, SERVICE_KEYS)
-    cpu = r.get("cpu_mips", float, None)
-    cpu = r.get("cores", float) * mips_per_core if cpu is None else cpu
-    mem = r.get("mem_mb", float, None)
-    mem = r.get("mem_gb", float) * 1024.0 if mem is None else mem
+    cpu = r.get("cpu_mips", float, None, nonneg=True)
+    cpu = r.get("cores", float, nonneg=True) * mips_per_core if cpu is None else cpu
+    mem = r.get("mem_mb", float, None, nonneg=True)
+    mem = r.get("mem_gb", float, nonneg=True) * 1024.0 if mem is None else mem
     # IO the service carries for its domain's guests (0: none; IO is modelled once any service has some).
-    io = [r.get(k, float, 0.0) for k in ("disk_mb_s", "net_mb_s")]
-    for k, v in zip(("disk_mb_s", "net_mb_s"), io):
-        if v < 0:
-            raise ScenarioFileError(file, f"{where}.{k}", f"{v:g}", "MB/s >= 0")
+    io = [r.get(k, float, 0.0, nonneg=True, unit="MB/s") for k in ("disk_mb_s", "net_mb_s")]
     return Service(r.get("name", str), cpu, mem, *io)

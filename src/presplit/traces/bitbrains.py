@@ -18,7 +18,7 @@ from presplit.model.workload import Workload
 from presplit.traces.delimited import read_header, read_numeric_table
 from presplit.traces.errors import TraceError
 from presplit.traces.regularise import regularise
-from presplit.traces.samples import MEASUREMENTS, Samples, id_order
+from presplit.traces.samples import MEASUREMENTS, RANGES, Samples, id_order
 
 # Raw header name -> canonical column name, in file order.
 RAW_COLUMNS = {
@@ -36,6 +36,9 @@ RAW_COLUMNS = {
 }
 RAW_DELIMITER = ";"  # followed by a tab, which the number parser skips as whitespace
 RAW_HEADER_TEXT = ";\t".join(RAW_COLUMNS)
+RAW_FIRST_COLUMN = next(iter(RAW_COLUMNS))
+# Accepted values per raw column (see presplit.traces.samples.RANGES); the timestamp is unchecked.
+RAW_RANGES = {raw: RANGES[name] for raw, name in RAW_COLUMNS.items() if name in RANGES}
 
 
 def read_bitbrains_csv(path_or_folder: str | Path, *, interval_s: int = 300) -> Workload:
@@ -78,12 +81,17 @@ def _read_one(path: Path) -> dict[str, np.ndarray]:
     """One VM's rows in canonical column names."""
     names = read_header(path, RAW_DELIMITER, expected=RAW_HEADER_TEXT)
     _check_header(path, names)
-    raw = read_numeric_table(path, names, RAW_DELIMITER)
+    raw = read_numeric_table(path, names, RAW_DELIMITER, ranges=RAW_RANGES)
     return {RAW_COLUMNS[name]: values for name, values in raw.items()}
 
 
 def _check_header(path: Path, names: list[str]) -> None:
     expected = f"the Bitbrains header {RAW_HEADER_TEXT!r}"
+    if len(names) == 1 and names[0] not in RAW_COLUMNS:
+        # The file was routed here (a folder of .csv files) but is not ';'-separated.
+        other = next((repr(d) for d in (",", "\t", " ") if d in names[0]), None)
+        found = f"separated by {other}, not by ';'" if other else "one column: no ';' separator"
+        raise TraceError(path, f"header is {found}", line=1, expected=expected)
     for name in names:
         if name not in RAW_COLUMNS:
             raise TraceError(path, "unknown column in header", line=1, column=name, expected=expected)

@@ -46,7 +46,11 @@ def _load_folder(folder: Path) -> Workload:
         return read_bitbrains_csv(folder)
     if _first_value_is_integer(files[0]):
         return read_planetlab(folder)
-    raise TraceError(folder, f"cannot tell the trace kind from {files[0].name!r}", expected=ACCEPTED)
+    lineno, first = _first_line_numbered(files[0])
+    what = "binary data" if _looks_binary(files[0]) else f"first value {first[:40]!r}" if first else "no values"
+    raise TraceError(files[0], f"cannot tell the trace kind of folder {folder.name!r}: {what} is not an integer "
+                     "CPU percent (PlanetLab), and not every file is a .csv (Bitbrains)", line=lineno,
+                     expected=ACCEPTED)
 
 
 def _load_file(path: Path) -> Workload:
@@ -56,21 +60,41 @@ def _load_file(path: Path) -> Workload:
 
         return read_long_table(path)
     if suffix == ".csv":
-        from presplit.traces.bitbrains import RAW_DELIMITER, read_bitbrains_csv
+        from presplit.traces.bitbrains import RAW_DELIMITER, RAW_FIRST_COLUMN, read_bitbrains_csv
         from presplit.traces.long_table import read_long_table
 
-        if RAW_DELIMITER in _first_line(path):
+        first = _first_line(path)
+        # A raw Bitbrains header with another separator goes there too, to be told so.
+        if RAW_DELIMITER in first or first.startswith(RAW_FIRST_COLUMN):
             return read_bitbrains_csv(path)
         return read_long_table(path)
     raise TraceError(path, f"unknown file type {suffix or '(no suffix)'!r}", expected=ACCEPTED)
 
 
 def _first_line(path: Path) -> str:
+    return _first_line_numbered(path)[1]
+
+
+def _first_line_numbered(path: Path) -> tuple[int, str]:
+    """(line number, text) of the first non-blank line; (1, "") for a blank file."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
+        for lineno, raw in enumerate(fh, start=1):
             if raw.strip():
-                return raw.strip()
-    return ""
+                return lineno, raw.strip()
+    return 1, ""
+
+
+def _looks_binary(path: Path) -> bool:
+    """A NUL byte or invalid UTF-8 in the first 4 KB."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 3  # not just a character cut at the 4 KB boundary
+    return False
 
 
 def _first_value_is_integer(path: Path) -> bool:

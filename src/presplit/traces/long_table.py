@@ -21,7 +21,9 @@ from presplit.model.workload import Workload
 from presplit.traces.delimited import read_header, read_numeric_table
 from presplit.traces.errors import TraceError
 from presplit.traces.regularise import regularise
-from presplit.traces.samples import MEASUREMENTS, Samples, index_guests
+from presplit.traces.samples import (
+    MEASUREMENTS, RANGES, Samples, first_out_of_range, index_guests, range_problem,
+)
 
 REQUIRED_COLUMNS = ("vm_id", *MEASUREMENTS)
 OPTIONAL_COLUMNS = ("cpu_cores",)  # in the parquet; not needed for the four resources
@@ -70,7 +72,7 @@ def check_columns(path: Path, names: list[str], *, line: int | None = None) -> N
 def _read_csv(path: Path) -> tuple[pa.ChunkedArray, dict[str, np.ndarray]]:
     names = read_header(path, ",", expected=EXPECTED_TEXT)
     check_columns(path, names, line=1)
-    table = read_numeric_table(path, names, ",", text_columns=("vm_id",))
+    table = read_numeric_table(path, names, ",", text_columns=("vm_id",), ranges=RANGES)
     vm_ids = pc.utf8_trim_whitespace(table["vm_id"])
     empty = pc.equal(vm_ids, "").to_numpy(zero_copy_only=False)
     if empty.any():
@@ -113,11 +115,17 @@ def _numeric_column(path: Path, table: pa.Table, name: str) -> np.ndarray:
     values = col.to_numpy().astype(np.float64, copy=False)
     if per_second != 1.0:
         values = values / per_second
+    low, high, what = RANGES.get(name, (None, None, "a finite number in every row"))
     finite = np.isfinite(values)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise TraceError(path, f"not a finite number in row {row + 1}: {values[row]}", column=name,
-                         expected="a finite number in every row")
+                         expected=what)
+    if low is not None:
+        row = first_out_of_range(values, low, high)
+        if row is not None:
+            raise TraceError(path, f"{range_problem(float(values[row]), low, high)} in row {row + 1}",
+                             column=name, expected=what)
     return values
 
 

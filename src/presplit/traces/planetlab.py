@@ -6,6 +6,7 @@ the CloudSim reference numbers use; names may contain spaces.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from presplit.model.workload import Workload
 from presplit.traces.errors import TraceError
 
 PLANETLAB_STEPS = 288
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 PLANETLAB_INTERVAL_S = 300
 
 
@@ -71,11 +73,11 @@ def _parse_one(path: Path, steps: int) -> np.ndarray:
             if n >= steps:
                 raise TraceError(path, f"more than {steps} values", line=lineno,
                                  expected=f"exactly {steps} lines, one per 300 s")
-            try:
-                value = int(text)
-            except ValueError:
+            # Plain ASCII digits only: int() would also take "1_0" and non-ASCII digits.
+            if not _INTEGER.fullmatch(text):
                 raise TraceError(path, f"not an integer: {text[:40]!r}", line=lineno,
-                                 expected="an integer CPU percent 0-100") from None
+                                 expected="an integer CPU percent 0-100")
+            value = int(text)
             if not 0 <= value <= 100:
                 raise TraceError(path, f"CPU percent {value} out of range", line=lineno,
                                  expected="an integer CPU percent 0-100")

@@ -5,9 +5,11 @@ table) share once the rows are parsed:
 
 1. **Cleaning.** Rows are put in (guest, timestamp) order with a stable sort,
    so "first" means first in the input. A repeated timestamp of the same guest
-   keeps its first row; then rows with zero (or negative) CPU or memory
-   capacity are dropped -- the trace writes those while a VM is not running,
-   and they would otherwise read as an idle VM. The order matters only for a
+   keeps its first row; then rows with zero CPU or memory capacity are
+   dropped -- the trace writes those while a VM is not running, and they
+   would otherwise read as an idle VM. (Negative, non-finite and absurdly
+   large values never get here: the readers refuse them, naming file and
+   line, against :data:`presplit.traces.samples.RANGES`.) The order matters only for a
    duplicate pair whose first row has zero capacity: that pair disappears
    completely, as the brief asks ("drop duplicates, keep first", then drop
    zero capacity). In the July 2013 data every duplicate sits inside a

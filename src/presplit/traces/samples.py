@@ -75,3 +75,48 @@ def index_guests(vm_ids: pa.Array | pa.ChunkedArray) -> tuple[tuple[str, ...], n
     rank[order] = np.arange(len(names))
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return tuple(names[i] for i in order), rank[codes]
+
+
+# --------------------------------------------------------------------------- plausible values
+
+# The range every measurement must lie in, row by row: (lowest, highest, what it
+# is). No measurement can be negative. The upper bounds are far above any real VM
+# (the Bitbrains week peaks at 86,400 MHz, 512 GB and 450 MB/s) yet refuse a
+# value that is a unit slip or garbage: one absurd capacity makes its guest's
+# CPU fraction ~0 and a synthetic fleet built from it idle, and absurd usage
+# overflows the sums the simulators take.
+MAX_MHZ = 1e7  # 10 THz: ~3,800 cores at 2.6 GHz
+MAX_KB = float(2**40)  # 1 PiB of memory, in KB
+MAX_KB_S = 1e9  # 1 TB/s of disk or network throughput, in KB/s
+
+RANGES: dict[str, tuple[float, float, str]] = {
+    "cpu_capacity_mhz": (0.0, MAX_MHZ, "a CPU speed in MHz from 0 to 1e7 = 10 THz"),
+    "cpu_usage_mhz": (0.0, MAX_MHZ, "a CPU speed in MHz from 0 to 1e7 = 10 THz"),
+    "mem_capacity_kb": (0.0, MAX_KB, "a memory size in KB from 0 to 2^40 = 1 PiB"),
+    "mem_usage_kb": (0.0, MAX_KB, "a memory size in KB from 0 to 2^40 = 1 PiB"),
+    "disk_read_kbps": (0.0, MAX_KB_S, "a throughput in KB/s from 0 to 1e9 = 1 TB/s"),
+    "disk_write_kbps": (0.0, MAX_KB_S, "a throughput in KB/s from 0 to 1e9 = 1 TB/s"),
+    "net_rx_kbps": (0.0, MAX_KB_S, "a throughput in KB/s from 0 to 1e9 = 1 TB/s"),
+    "net_tx_kbps": (0.0, MAX_KB_S, "a throughput in KB/s from 0 to 1e9 = 1 TB/s"),
+    # Read but not used: only their sign is checked.
+    "cpu_cores": (0.0, float("inf"), "a core count >= 0"),
+    "cpu_usage_pct": (0.0, float("inf"), "a percent >= 0"),
+}
+"""Per canonical column: the accepted range and how the error message describes it."""
+
+
+def range_problem(value: float, low: float, high: float) -> str | None:
+    """What is wrong with a finite ``value`` given its range, or None when it fits."""
+    if value < low:
+        return f"{value:.10g} is negative" if low == 0 and value < 0 else f"{value:.10g} is below {low:.10g}"
+    if value > high:
+        return f"{value:.10g} is above the plausible maximum"
+    return None
+
+
+def first_out_of_range(values: np.ndarray, low: float, high: float) -> int | None:
+    """Index of the first value outside [low, high], or None (vectorised; NaN counts as in range)."""
+    bad = (values < low) | (values > high)
+    if not bad.any():
+        return None
+    return int(np.flatnonzero(bad)[0])
