@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -68,3 +69,19 @@ class Served:
         self.server.should_exit = True
         self.thread.join(20)
         self.client.close()
+
+
+def world_changes(served) -> int:
+    """Operator changes (launches, windows) in the world store, read-only."""
+    path = served.runner._world_path()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
+        return c.execute("SELECT count(*) FROM changes WHERE kind IN ('launch', 'window')").fetchone()[0]
+
+
+def journal_rows(served) -> tuple:
+    """Plans, operator decisions and the stored profile in the journal, read-only."""
+    path = served.db[len("sqlite:///"):]
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
+        return (c.execute("SELECT id, status FROM plans ORDER BY id").fetchall(),
+                c.execute("SELECT count(*) FROM events WHERE event IN ('approved', 'rejected', 'cancelled')")
+                .fetchone()[0], c.execute("SELECT value FROM meta WHERE key = 'profile'").fetchone())

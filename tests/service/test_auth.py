@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 import pytest
-
-from service_support import TOKEN, Served
+from service_support import TOKEN, Served, journal_rows, world_changes
 
 MUTATIONS = [
     ("POST", "/api/guests", {"id": "intruder", "vcpus": 1}),
@@ -22,39 +19,25 @@ MUTATIONS = [
 ]
 
 
-def _world_changes(served) -> int:
-    path = served.runner._world_path()
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
-        return c.execute("SELECT count(*) FROM changes WHERE kind IN ('launch', 'window')").fetchone()[0]
-
-
-def _journal_rows(served) -> tuple:
-    path = served.db[len("sqlite:///"):]
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
-        return (c.execute("SELECT id, status FROM plans ORDER BY id").fetchall(),
-                c.execute("SELECT count(*) FROM events WHERE event IN ('approved', 'rejected', 'cancelled')")
-                .fetchone()[0], c.execute("SELECT value FROM meta WHERE key = 'profile'").fetchone())
-
-
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic " + TOKEN},
                                      {"Authorization": "Bearer " + TOKEN + "x"}, {"Authorization": TOKEN}],
                          ids=["missing", "wrong", "basic-scheme", "longer", "no-scheme"])
 def test_mutations_without_a_valid_token_are_refused_and_change_nothing(served, headers):
     c = served.client
     served.wait_for(lambda: c.get("/api/status").json()["ticks"] >= 1)
-    before = (_world_changes(served), c.get("/api/profile").json(), len(c.get("/api/guests").json()),
+    before = (world_changes(served), c.get("/api/profile").json(), len(c.get("/api/guests").json()),
               c.get("/api/windows", params={"past": True}).json())
-    journal_before = _journal_rows(served)
+    journal_before = journal_rows(served)
     for method, path, body in MUTATIONS:
         r = c.request(method, path, json=body, headers=headers)
         assert r.status_code == 401, (method, path, r.status_code, r.text)
         assert r.headers["www-authenticate"] == "Bearer"
         assert TOKEN not in r.text
-    after = (_world_changes(served), c.get("/api/profile").json(), len(c.get("/api/guests").json()),
+    after = (world_changes(served), c.get("/api/profile").json(), len(c.get("/api/guests").json()),
              c.get("/api/windows", params={"past": True}).json())
     assert after == before
     plans_before, decisions_before, profile_before = journal_before
-    plans_after, decisions_after, profile_after = _journal_rows(served)
+    plans_after, decisions_after, profile_after = journal_rows(served)
     assert decisions_after == decisions_before and profile_after == profile_before
     # plans that existed keep their status (the loop may have added new ones meanwhile)
     assert plans_after[:len(plans_before)] == plans_before

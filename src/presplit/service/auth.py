@@ -22,11 +22,13 @@ from pathlib import Path
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from presplit.errors import InputError
+
 ENV = "PRESPLIT_API_TOKEN"
 bearer = HTTPBearer(auto_error=False, description="The service's API token (--token-file or PRESPLIT_API_TOKEN).")
 
 
-class TokenError(ValueError):
+class TokenError(InputError):
     pass
 
 
@@ -82,6 +84,11 @@ def is_loopback(host: str | None) -> bool:
 
 async def require_token(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
     request.app.state.auth.check(cred)
+
+
+async def check_write(request: Request) -> None:
+    """The token check of a mutation, called by the write routes before the body is read (see WriteRoute)."""
+    request.app.state.auth.check(await bearer(request))
 
 
 async def read_access(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:

@@ -11,9 +11,9 @@ together count together).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 Number = float
 
@@ -143,7 +143,8 @@ class Status(BaseModel):
     pace_s: Number | None = Field(description="Wall seconds per tick (simulated backend).")
     profile: str
     counts: dict[str, int] = Field(description="hosts, hosts_on, domains, guests and guests per status.")
-    last_error: Any = None
+    last_error: Any = Field(None, description="The last error of the loop or of a tick (null when none).")
+    failed_ticks: int = Field(0, description="Ticks that raised since the loop started (each journaled).")
 
 
 class Fleet(BaseModel):
@@ -228,7 +229,51 @@ class Series(BaseModel):
 
 # ------------------------------------------------------------------ input
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: float fields refuse NaN/inf however they arrive (the write routes already refuse
+    # NaN/Infinity in the JSON itself, naming the field).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _duration(value, name: str, *, positive: bool = False):
+    """A duration field ('15m', '2h' or seconds): must read as a finite, non-negative number of seconds.
+
+    parse_duration reads 'nan', 'inf' and '1e999' as non-finite floats; they are refused here, whatever
+    parse_duration does with them. The value is kept as given (the caller parses it again).
+    """
+    import math
+
+    from presplit.control.clock import parse_duration
+
+    if value is None:
+        return value
+    if isinstance(value, str) and len(value) > 100:
+        raise ValueError(f"{name} is {len(value)} characters long; expected a duration such as 15m, 2h or seconds")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{name} {value!r} is not a finite duration (expected e.g. 15m, 2h or seconds)")
+    if seconds < 0 or (positive and seconds == 0):
+        raise ValueError(f"{name} {value!r} is not a {'positive' if positive else 'non-negative'} duration")
+    return value
+
+
+def _finite_tree(value, where: str) -> None:
+    """Refuse NaN/inf anywhere in a free-form value (policy arguments), without recursion."""
+    import math
+
+    stack = [(where, value, 0)]
+    while stack:
+        path, x, depth = stack.pop()
+        if depth > 16:
+            raise ValueError(f"{path}: nested deeper than 16 levels")
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ValueError(f"{path}: numbers must be finite (NaN/Infinity are not JSON), got {x!r}")
+        if isinstance(x, dict):
+            stack.extend((f"{path}.{k}", v, depth + 1) for k, v in x.items())
+        elif isinstance(x, (list, tuple)):
+            stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in enumerate(x))
 
 
 class LaunchGuest(Strict):
@@ -236,7 +281,7 @@ class LaunchGuest(Strict):
 
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                            description="Unique guest id (default: api-<n>).")
-    vcpus: int = Field(2, ge=1, le=256)
+    vcpus: int = Field(2, ge=1, le=256, strict=True)  # strict: JSON true is not 1 vCPU
     mips_per_vcpu: float | None = Field(None, gt=0, le=1e6, description="Default: the first host's MIPS per core.")
     ram_mb: float = Field(4096, gt=0, le=1e8)
     reserve_mips: float | None = Field(None, gt=0, le=1e9,
@@ -262,17 +307,30 @@ class LaunchGuest(Strict):
 class AddWindow(Strict):
     """A maintenance (patch) window for one host, in simulated seconds."""
 
-    host: int | str = Field(description="Host index or name.")
+    # Strict: JSON true is no host index, and true/false are no durations (pydantic would read 1 and 1.0)
+    host: StrictInt | Annotated[str, Field(max_length=200)] = Field(description="Host index or name.")
     start: float | None = Field(None, ge=0, le=1e12, description="Absolute start (seconds since the world's start).")
-    start_in: str | float | None = Field(None, description="Or: start this long from now, e.g. '15m' or seconds.")
-    duration: str | float = Field("2h", description="Window length, e.g. '2h' or seconds.")
-    patch_duration: str | float | None = Field(None, description="Patch time per domain (default: the scenario's).")
+    start_in: str | StrictFloat | None = Field(None, description="Or: start this long from now, e.g. '15m' or seconds.")
+    duration: str | StrictFloat = Field("2h", description="Window length, e.g. '2h' or seconds.")
+    patch_duration: str | StrictFloat | None = Field(None,
+                                                    description="Patch time per domain (default: the scenario's).")
     rule: str = Field("api", max_length=200)
+
+    @field_validator("start_in", "duration", "patch_duration")
+    @classmethod
+    def _durations(cls, v, info):
+        return _duration(v, info.field_name)
 
 
 class PolicyIn(Strict):
     name: str = Field(min_length=1, max_length=100)
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict, max_length=100)
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v):
+        _finite_tree(v, "args")  # Any takes NaN: a policy would compute with it from the next tick on
+        return v
 
 
 class ProfileIn(Strict):
@@ -280,7 +338,12 @@ class ProfileIn(Strict):
 
     policies: list[PolicyIn] = Field(min_length=1, max_length=20)
     caps: dict[str, int | None] = Field(default_factory=dict, description="per_host, per_link, total")
-    interval: str | float | None = Field(None, description="The control tick, e.g. '5m' or seconds.")
+    interval: str | StrictFloat | None = Field(None, description="The control tick, e.g. '5m' or seconds.")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v):
+        return _duration(v, "interval", positive=True)  # 'nan' would become the loop's tick
 
 
 class Profile(BaseModel):

@@ -1,7 +1,8 @@
 """Mutations: launch a guest, add a maintenance window, change the profile, approve/reject/cancel a plan.
 
-Every route here needs the bearer token (checked before the body is read:
-401 and nothing changes). The change itself runs on the control loop's
+Every route here needs the bearer token (checked before the body is read, by
+``WriteRoute``: 401 and nothing changes; then the body's size, content type
+and numbers: 413, 415, 422). The change itself runs on the control loop's
 thread between two ticks; the response comes when it is done.
 """
 
@@ -15,10 +16,13 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from presplit.service import ops
 from presplit.service import schemas as S
 from presplit.service.auth import read_access, require_token
-from presplit.service.routes.common import ERRORS, WRITE_ERRORS, json_bytes, plan_model, plan_row, runner_of, wait
+from presplit.service.routes.common import (ERRORS, WRITE_ERRORS, WriteRoute, json_bytes, plan_model, plan_row,
+                                           runner_of, wait)
 
 router = APIRouter(prefix="/api", tags=["control"])
-writes = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(require_token)], responses=WRITE_ERRORS)
+# WriteRoute checks the token before the body is read, then the body's size and its numbers (finite only).
+writes = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(require_token)], responses=WRITE_ERRORS,
+                   route_class=WriteRoute)
 
 
 @writes.post("/guests", response_model=S.Guest, status_code=202,
