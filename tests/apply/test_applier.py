@@ -15,6 +15,7 @@ from presplit.apply import Applier, Journal, submit_plan
 from presplit.backends.base import BackendError
 from presplit.backends.sim_world import FaultyBackend, SimWorld
 from presplit.control.clock import SimClock
+from presplit.errors import StoreError
 from presplit.model.domains import PENDING, RUNNING
 from presplit.plan import MigrateGuest, PatchDomain, PlaceGuest
 from presplit.plan.invariants import violations
@@ -149,5 +150,5 @@ def test_the_world_survives_reopening(tmp_path):
     again = SimWorld(tmp_path / "world.db")
     assert np.array_equal(again.observe().guest_domain, w.observe().guest_domain)
     assert again.observe().now == w.observe().now
-    with pytest.raises(BackendError, match="no simulated world here yet"):
+    with pytest.raises(StoreError, match="no simulated world here yet"):
         SimWorld(tmp_path / "empty.db")

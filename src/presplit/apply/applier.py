@@ -94,15 +94,19 @@ class Applier:
         total_cap = min(x for x in (lim.total, self.backend_cap, 1 << 30) if x is not None)
         running: dict[int, float] = {i: self.clock.now() for i, s in status.items() if s == "started"}
         started_at = dict.fromkeys(running, self.clock.now())
-        broken = False
+        broken: str | None = None
+        # Problems the world had before this plan are not this plan's doing (they are reported, not blamed).
+        baseline = set(self.cond.invariants(self.backend.observe())) if self.check_invariants else set()
         while True:
             state = self.backend.observe()
             completed = False
+            just_done = []
             for i in list(running):
                 a = by_idx[i].action
                 verdict, why = self.cond.postcondition(state, a, before.get(i, {}))
                 if verdict == DONE:
                     self._mark(plan_id, i, status, "succeeded", event="finished", detail=why)
+                    just_done.append(i)
                 elif verdict == PENDING_V and self.clock.now() - started_at[i] <= self.timeout:
                     continue
                 else:
@@ -112,10 +116,18 @@ class Applier:
                 del running[i]
                 completed = True
             if completed and self.check_invariants and not broken:
-                problems = self.cond.invariants(state)
+                problems = [p for p in self.cond.invariants(state) if p not in baseline]
                 if problems:
-                    broken = True
-                    self.journal.mark(plan_id, -1, "failed", event="invariant_violation", detail="; ".join(problems))
+                    text = "; ".join(problems)
+                    self.journal.mark(plan_id, -1, "failed", event="invariant_violation", detail=text)
+                    # The actions that completed in this observation broke it: they fail and are reverted,
+                    # so the plan's status follows its actions. Launching stops if the world stays broken.
+                    for i in just_done:
+                        self._fail(plan_id, i, by_idx[i].action, status, before,
+                                   f"invariant violated after it: {text}", state, DONE)
+                    state = self.backend.observe()
+                    if [p for p in self.cond.invariants(state) if p not in baseline]:
+                        broken = text
             self._skip_dependents(plan_id, status, dependents)
             if not self.cancelled and not broken:
                 state = self._launch(plan_id, plan, status, before, running, started_at, state, total_cap)
@@ -130,10 +142,16 @@ class Applier:
                 self._mark(plan_id, i, status, "cancelled",
                            detail="plan stopped: " + ("cancel requested" if self.cancelled else "invariant violated"
                                                       if broken else "not reachable"))
-        final = plan_status(status.values()) if not broken else "failed"
+        final = plan_status(status.values())
+        if broken and final == "succeeded":  # a violation no completed action can be blamed for
+            final = "failed"
         failed = [(i, by_idx[i].action.kind, s) for i, s in sorted(status.items()) if s in FAILED_STATES]
         counts = dict(Counter(status.values()))
-        self.journal.finish_plan(plan_id, final, {"counts": counts, "failed": [f[0] for f in failed]})
+        summary = {"counts": counts, "failed": [f[0] for f in failed]}
+        if broken:
+            summary["error"] = f"invariant violated: {broken}"
+            self.journal.set_meta("last_error", {"plan": plan_id, "error": summary["error"], "tick": jp.tick})
+        self.journal.finish_plan(plan_id, final, summary)
         return PlanResult(plan_id, final, counts, failed)
 
     # ------------------------------------------------------------ steps

@@ -29,6 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from presplit.apply.codec import decode_action, dumps, encode_action, loads
+from presplit.errors import StoreError
 from presplit.plan.ordering import ActionPlan, Limits, PlannedAction
 
 HEAD = "0001"
@@ -77,16 +78,73 @@ class JournalPlan:
     dry_run: bool
 
 
+URL_HINT = "sqlite:///path.db, a file path, or postgresql://user@host/db"
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL too malformed to parse is shown as given
+        return url
+
+
 class Journal:
-    def __init__(self, url: str, *, controller: str = "") -> None:
+    """The journal at ``url``. ``create=False``: the store must already exist (``presplit state``).
+
+    Every way the store can be unusable -- a malformed or unsupported URL, an unreachable server,
+    a file that is not a database or fails SQLite's integrity check -- is a :class:`StoreError`
+    naming the store, raised before anything is written.
+    """
+
+    def __init__(self, url: str, *, controller: str = "", create: bool = True) -> None:
         self.url = normalise_url(url)
         self.controller = controller
         self.is_postgres = self.url.startswith("postgresql")
-        kw = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        self.engine = sa.create_engine(self.url, **kw)
+        shown = self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else _shown(self.url)
+        if not self.url.startswith(("sqlite", "postgresql")):
+            raise StoreError(f"--db {url}: unsupported journal URL (expected {URL_HINT})")
+        if self.url.startswith("sqlite"):
+            path = self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else ""
+            if not path or path == ":memory:":
+                raise StoreError(f"--db {url}: a SQLite journal needs a file path (expected {URL_HINT})")
+            if not create and not Path(path).exists():
+                raise StoreError(f"journal {path}: no such file (give the --db of a controller that ran)")
+            if create and not Path(path).parent.is_dir():
+                raise StoreError(f"journal {path}: folder {Path(path).parent} does not exist")
+        kw = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {
+            "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        try:
+            self.engine = sa.create_engine(self.url, **kw)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+            raise StoreError(f"--db {url}: {exc} (expected {URL_HINT})") from None
         if self.url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.migrate()
+        try:
+            self._check(create)
+            self.migrate()
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"journal {shown}: cannot connect or open: {_first_line(exc)}") from None
+        except sa.exc.DatabaseError as exc:
+            self.engine.dispose()
+            raise StoreError(f"journal {shown}: {_first_line(exc)} (not a presplit journal, or damaged); "
+                             "move it aside or give a fresh --db path") from None
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    def _check(self, create: bool) -> None:
+        """SQLite's integrity check; without ``create``, the store must hold a journal already."""
+        with self.engine.connect() as conn:
+            if not self.is_postgres:
+                verdict = conn.execute(sa.text("PRAGMA quick_check")).scalar()
+                if verdict != "ok":
+                    raise StoreError(f"journal {self.url[len('sqlite:///'):]}: SQLite's integrity check failed "
+                                     f"({verdict}); "
+                                     "move it aside or give a fresh --db path")
+            if not create and not sa.inspect(conn).has_table("plans"):
+                raise StoreError(f"journal {_shown(self.url)}: holds no presplit journal (no plans table)")
 
     # ------------------------------------------------------------ schema
     def migrate(self) -> None:
@@ -157,6 +215,24 @@ class Journal:
             conn.execute(events.insert().values(plan_id=plan_id, event=f"plan_{status}", at=time.time(),
                                                 detail=dumps(summary)))
 
+    def record_event(self, event: str, *, t: float | None = None, detail: str | None = None) -> None:
+        """An event of the controller itself (no plan): a failed tick, a refused change."""
+        with self.engine.begin() as conn:
+            conn.execute(events.insert().values(event=event, at=time.time(), t=t, detail=detail))
+
+    def is_empty(self) -> bool:
+        """Nothing recorded yet: no plan, no tick, no event."""
+        with self.engine.connect() as conn:
+            return (conn.execute(sa.select(sa.func.count()).select_from(plans)).scalar() == 0
+                    and conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 0
+                    and conn.execute(sa.select(meta.c.value).where(meta.c.key == "last_tick")).scalar() is None)
+
+    def reset(self) -> None:
+        """Forget everything (``--new-journal``): every row of every table, in one transaction."""
+        with self.engine.begin() as conn:
+            for table in (events, actions, plans, meta):
+                conn.execute(table.delete())
+
     def set_meta(self, key: str, value) -> None:
         with self.engine.begin() as conn:
             conn.execute(meta.delete().where(meta.c.key == key))
@@ -208,6 +284,11 @@ class Journal:
             q = q.where(events.c.plan_id == plan_id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def _link(x):

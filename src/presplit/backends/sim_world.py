@@ -18,56 +18,164 @@ arrivals become ``pending`` and demand is set from the trace.
 :class:`FaultyBackend` wraps any backend and fails a seeded fraction of
 ``execute`` calls, either before doing anything or *after* doing it (the
 reply is lost), which is the case a revert must handle.
+
+Operator changes are changes of the world like any other: ``launch`` (a new
+guest arrives ``pending``, fed by a demand series appended to the workload)
+and ``window`` (a maintenance window), one row each, replayed by the same
+code by ``presplit run`` and ``presplit serve`` alike. ``cycle`` (set when the
+store is created, kept in its ``meta`` table): at the end of the trace demand
+starts again from the first sample, for a service that runs for as long as it
+is up.
+
+The store knows what it is: ``meta`` holds a ``world_id`` made at creation and
+whatever the controller binds it to (:mod:`presplit.control.stores`); a file
+that is not a SQLite database, fails SQLite's integrity check, or holds no
+world is a :class:`~presplit.errors.StoreError`, never a silent rebuild.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 import random
 import sqlite3
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from presplit.backends.base import BackendError, Capabilities, Receipt
 from presplit.backends.sim_revert import revert_action
-from presplit.model.domains import ABSENT, PENDING
+from presplit.errors import StoreError
+from presplit.model.domains import Guest, PatchWindowSim
 from presplit.plan import advance, apply_action
+
+
+def _open_db(path: Path, *, create: bool) -> sqlite3.Connection:
+    """A connection to the world store, checked: a damaged or foreign file is a StoreError."""
+    if not create and not path.exists():
+        raise StoreError(f"world store {path}: no simulated world here yet (no such file)")
+    try:
+        db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+            db.execute(f"PRAGMA {pragma}")
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"world store {path}: {exc} (not a presplit world store, or damaged); "
+                         "move it aside or give a fresh --world path") from None
+    if verdict != "ok":
+        db.close()
+        raise StoreError(f"world store {path}: SQLite's integrity check failed ({verdict}); "
+                         "move it aside or give a fresh --world path")
+    return db
+
+
+def holds_world(path: str | Path) -> bool:
+    """Whether ``path`` holds a created world (raises StoreError for a damaged or foreign file)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    db = _open_db(path, create=False)
+    try:
+        has = db.execute("SELECT name FROM sqlite_master WHERE name = 'init'").fetchone()
+        return bool(has and db.execute("SELECT 1 FROM init").fetchone())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"world store {path}: {exc}") from None
+    finally:
+        db.close()
 
 
 class SimWorld:
     """A simulated world in ``path`` (SQLite); the controller talks to it as a :class:`Backend`."""
 
     def __init__(self, path: str | Path, *, initial=None, workload=None, snapshot_every: int = 500,
-                 name: str = "sim") -> None:
+                 name: str = "sim", cycle: bool = False) -> None:
         self.path = Path(path)
         self.snapshot_every = snapshot_every
         self.name = name
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            self.db.execute(f"PRAGMA {pragma}")
+        creating = initial is not None and workload is not None
+        self.db = _open_db(self.path, create=creating)
+        try:
+            self._open(initial, workload, cycle)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(f"world store {self.path}: {exc} (damaged?)") from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
+            self.db.close()
+            raise StoreError(f"world store {self.path}: cannot read a stored change ({type(exc).__name__}: {exc}); "
+                             "the store is damaged or from another presplit version") from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, initial, workload, cycle: bool) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS init (id INTEGER PRIMARY KEY CHECK (id = 0), state BLOB, work BLOB)")
         self.db.execute("CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, kind TEXT, payload BLOB)")
         self.db.execute("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, world BLOB)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = self.db.execute("SELECT state, work FROM init").fetchone()
         if row is None:
             if initial is None or workload is None:
-                raise BackendError(f"{self.path}: no simulated world here yet; create it from a scenario first")
+                raise StoreError(f"world store {self.path}: no simulated world here yet; create it from a scenario "
+                                 "first")
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO init VALUES (0, ?, ?)", (pickle.dumps(initial), pickle.dumps(workload)))
+            for key, value in (("world_id", uuid.uuid4().hex), ("cycle", bool(cycle))):
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            self.db.execute("COMMIT")
             row = (pickle.dumps(initial), pickle.dumps(workload))
+        legacy = self.db.execute("SELECT name FROM sqlite_master WHERE name = 'service_meta'").fetchone()
+        if legacy and self.get_meta("cycle") is None:  # stores written before the flag moved into meta
+            flag = self.db.execute("SELECT value FROM service_meta WHERE key = 'cycle'").fetchone()
+            self.set_meta("cycle", bool(flag and flag[0] == "1"))
+        if self.get_meta("world_id") is None:
+            self.set_meta("world_id", uuid.uuid4().hex)
+        self.cycle = bool(self.get_meta("cycle"))
         self.workload = pickle.loads(row[1])
         self.state, self.last_tick, self.seq = pickle.loads(row[0]), -1, 0
         snap = self.db.execute("SELECT seq, world FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
         if snap is not None:
             self.seq = snap[0]
             self.state, self.last_tick = pickle.loads(snap[1])
+        self._sync_workload()
         for seq, kind, payload in self.db.execute("SELECT seq, kind, payload FROM changes WHERE seq > ? ORDER BY seq",
                                                   (self.seq,)).fetchall():
             self._do(kind, pickle.loads(payload))
             self.seq = seq
         if self.last_tick < 0:
             self.advance(self.state.now)
+
+    # ------------------------------------------------------------ what the store is
+    @staticmethod
+    def peek_meta(path: str | Path) -> dict:
+        """The store's ``meta`` and its number of changes, without replaying it."""
+        db = _open_db(Path(path), create=False)
+        try:
+            have = db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone()
+            out = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")} if have else {}
+            out["changes"] = int(db.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
+            return out
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"world store {path}: {exc}") from None
+        finally:
+            db.close()
+
+    @property
+    def world_id(self) -> str:
+        return self.get_meta("world_id")
+
+    def get_meta(self, key: str):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def changes(self) -> int:
+        """How many changes the store holds (0: nothing happened in it yet but its first advance)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
 
     # ------------------------------------------------------------ the Backend protocol
     def capabilities(self) -> Capabilities:
@@ -96,25 +204,76 @@ class SimWorld:
         new, tick = self._advanced(self.state, self.last_tick, t)
         self._commit("advance", float(t), new, tick)
 
+    # ------------------------------------------------------------ operator changes
+    def launch_guest(self, guest: Guest, cpu: np.ndarray, mem_mb: np.ndarray | None = None) -> int:
+        """Add ``guest`` as pending, fed by ``cpu`` (fractions per workload step); returns its index.
+
+        The new state is built (and checked) before anything is written: a launch that cannot be
+        applied raises and leaves the store as it was.
+        """
+        if guest.id in {g.id for g in self.state.guests}:
+            raise BackendError(f"guest id {guest.id!r} is taken")
+        payload = {"guest": guest, "cpu": np.asarray(cpu, np.float64), "mem_mb": mem_mb,
+                   "step": max(self.last_tick, 0)}
+        new, work = self._launched(self.state, self.workload, payload)
+        self._commit("launch", payload, new)
+        self.workload = work
+        return new.n_guests - 1
+
+    def add_window(self, window: PatchWindowSim) -> None:
+        if not 0 <= window.host < self.state.n_hosts:
+            raise BackendError(f"no host {window.host} (hosts are 0..{self.state.n_hosts - 1})")
+        self._commit("window", window, self._windowed(self.state, window))
+
+    def _launched(self, state, work, payload):
+        g: Guest = payload["guest"]
+        steps = work.cpu.shape[1]
+        cpu = np.resize(payload["cpu"], steps)
+        mem = payload["mem_mb"]
+        work = dataclasses.replace(
+            work, cpu=np.vstack([work.cpu, cpu[None, :]]),
+            mem_mb=None if work.mem_mb is None else np.vstack(
+                [work.mem_mb, np.resize(mem if mem is not None else g.ram_mb, steps)[None, :]]),
+            arrival_step=np.append(work.arrival_step, payload["step"]),
+            io_mb_s=None if work.io_mb_s is None else np.concatenate(
+                [work.io_mb_s, np.zeros((1, *work.io_mb_s.shape[1:]))]))
+        step = self._step(max(payload["step"], 0), steps)
+        mem_now = g.ram_mb if work.mem_mb is None else min(float(work.mem_mb[-1, step]), g.ram_mb)
+        return state.with_guest(g, demand_mips=cpu[step] * g.mips, demand_mem_mb=mem_now), work
+
+    @staticmethod
+    def _windowed(state, window: PatchWindowSim):
+        return state.evolve(patch_windows=tuple(sorted((*state.patch_windows, window), key=lambda w: w.start)))
+
+    def _sync_workload(self) -> None:
+        """Workload rows of guests launched before the snapshot the store was opened from."""
+        have = self.workload.cpu.shape[0]
+        if have >= self.state.n_guests:
+            return
+        rows = self.db.execute("SELECT payload FROM changes WHERE kind = 'launch' AND seq <= ? ORDER BY seq",
+                               (self.seq,)).fetchall()
+        base = self.state.n_guests - len(rows)
+        work = self.workload
+        for k, (blob,) in enumerate(rows):
+            if base + k >= have:
+                _, work = self._launched(self.state, work, pickle.loads(blob))
+        self.workload = work
+
     # ------------------------------------------------------------ changes
     def _step(self, k: int, steps: int) -> int:
-        """The trace sample that feeds tick k (the last one repeats past the end)."""
-        return min(k, steps - 1)
+        """The trace sample that feeds tick k: the last one repeats past the end, or, with ``cycle``, the
+        trace starts again from its first sample."""
+        return k % steps if self.cycle else min(k, steps - 1)
 
     def _advanced(self, state, last_tick: int, t: float):
+        from presplit.sim.domain_engine import feed_tick
+
         w = self.workload
         dt = float(w.interval_s)
         k = last_tick + 1
         while k * dt <= t:
             state, _ = advance(state, k * dt)
-            step = self._step(k, w.cpu.shape[1])
-            arrive = (w.arrival_step <= k) & (state.guest_status == ABSENT)
-            changes = {"demand_mips": w.cpu[:, step] * state.guest_mips}
-            if arrive.any():
-                changes["guest_status"] = np.where(arrive, PENDING, state.guest_status).astype(np.int8)
-            if w.mem_mb is not None:
-                changes["demand_mem_mb"] = np.minimum(w.mem_mb[:, step], state.guest_reserve[:, 1])
-            state = state.evolve(**changes)
+            state = feed_tick(state, w, k, self._step(k, w.cpu.shape[1]))
             last_tick = k
             k += 1
         state, _ = advance(state, t)
@@ -131,8 +290,12 @@ class SimWorld:
             self.state, _, _ = revert_action(self.state, *payload)
         elif kind == "advance":
             self.state, self.last_tick = self._advanced(self.state, self.last_tick, payload)
+        elif kind == "launch":
+            self.state, self.workload = self._launched(self.state, self.workload, payload)
+        elif kind == "window":
+            self.state = self._windowed(self.state, payload)
         else:
-            raise BackendError(f"{self.path}: unknown change kind {kind!r}")
+            raise StoreError(f"world store {self.path}: unknown change kind {kind!r} (written by a newer presplit?)")
 
     def _commit(self, kind: str, payload, new_state, tick: int | None = None) -> None:
         seq = self.seq + 1
@@ -152,20 +315,22 @@ class SimWorld:
         self.db.close()
 
 
-def create_world(path: str | Path, scenario, trace: str | None = None, **kw) -> SimWorld:
+def create_world(path: str | Path, scenario, trace: str | None = None, *, cycle: bool = False, **kw) -> SimWorld:
     """Open the world in ``path``, creating it from a domain scenario when the file holds none."""
     path = Path(path)
-    if path.exists():
-        with sqlite3.connect(str(path)) as db:
-            has = db.execute("SELECT name FROM sqlite_master WHERE name = 'init'").fetchone()
-            if has and db.execute("SELECT 1 FROM init").fetchone():
-                return SimWorld(path, **kw)
+    if holds_world(path):
+        return SimWorld(path, **kw)
+    if scenario is None:
+        raise StoreError(f"world store {path}: no simulated world here yet and no scenario to create it from")
+    if path.exists() and path.stat().st_size == 0:
+        path.unlink()  # an empty file is no world; SQLite would take it as a fresh database anyway
     from presplit.scenarios.build import build_run
 
     run = build_run(scenario, trace)
     work = dataclasses.replace(run.workload, cpu=run.workload.cpu[:, :run.n_steps],
-                               mem_mb=None if run.workload.mem_mb is None else run.workload.mem_mb[:, :run.n_steps])
-    return SimWorld(path, initial=run.state, workload=work, **kw)
+                               mem_mb=None if run.workload.mem_mb is None else run.workload.mem_mb[:, :run.n_steps],
+                               io_mb_s=None if run.workload.io_mb_s is None else run.workload.io_mb_s[:, :run.n_steps])
+    return SimWorld(path, initial=run.state, workload=work, cycle=cycle, **kw)
 
 
 class FaultyBackend:

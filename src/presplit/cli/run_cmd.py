@@ -27,6 +27,27 @@ def _forecaster(policies, tick: float):
     return forecaster
 
 
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise click.BadParameter(f"{value!r} is not a fraction between 0 and 1", param_hint="'--fail-fraction'")
+    return value
+
+
+def duration_option(text: str | None, option: str, *, positive: bool = False) -> float | None:
+    """A duration option (``5s``, ``15m``, ``24h``, seconds) checked: finite, not negative, or positive."""
+    from presplit.control.clock import parse_duration
+
+    if text is None:
+        return None
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+    if positive and value <= 0:
+        raise click.BadParameter(f"{text!r} is not a positive duration", param_hint=f"'{option}'")
+    return value
+
+
 def _world_path(db: str, world: str | None) -> Path:
     if world:
         return Path(world)
@@ -68,12 +89,14 @@ def _scenario_kind(name: str):
 @click.option("--world", default=None, metavar="PATH",
               help="The simulated world's own store (default: beside a SQLite journal, <db>.world).")
 @click.option("--trace", default=None, metavar="PATH", help="Trace overriding the scenario's.")
-@click.option("--fail-fraction", default=0.0, type=float, show_default=True,
-              help="Fault injection: fail this fraction of executed actions (sim backend).")
+@click.option("--fail-fraction", default=0.0, type=float, show_default=True, callback=lambda _c, _p, v: _fraction(v),
+              help="Fault injection: fail this fraction of executed actions, 0 to 1 (sim backend).")
+@click.option("--new-journal", is_flag=True,
+              help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the fault injection.")
 @click.option("--quiet", is_flag=True, help="Print only the final summary line.")
-def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction, seed,
-        quiet) -> None:
+def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction, new_journal,
+        seed, quiet) -> None:
     """Run the controller until --until (or SIGTERM, which finishes the running action and exits cleanly).
 
     \b
@@ -84,19 +107,19 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     from presplit.apply.journal import Journal
     from presplit.apply.lease import lease_for, wait_for_lease
     from presplit.backends.base import BackendError, backend_factory
-    from presplit.control.clock import SimClock, WallClock, parse_duration
+    from presplit.control.clock import SimClock, WallClock
     from presplit.control.loop import ControlLoop
     from presplit.control.profile import ProfileError, build_policies, default_profile, load_profile
+    from presplit.control.stores import bind, check_stores, open_bound, scenario_inputs, start_afresh
 
     say = (lambda *_: None) if quiet else click.echo
-    try:
-        interval_s = parse_duration(interval) if interval is not None else None
-        until_s = parse_duration(until) if until is not None else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if interval_s is not None and interval_s <= 0:
-        raise click.BadParameter(f"{interval!r} is not a positive duration", param_hint="'--interval'")
+    interval_s = duration_option(interval, "--interval", positive=True)
+    until_s = duration_option(until, "--until")
     kind, scen = _scenario_kind(scenario)
+    if scen is not None and backend_name == "sim":
+        from presplit.scenarios.build import scenario_trace
+
+        scenario_trace(scen, trace)  # a missing trace is one line before any store is touched
     try:
         profile = load_profile(profile_path) if profile_path else default_profile(kind)
         policies = build_policies(profile, kind)
@@ -107,7 +130,16 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
             factory = backend_factory("qemu")
         except BackendError as exc:
             raise click.ClickException(str(exc)) from None
+    cloudsim = None
+    if backend_name == "sim" and kind == "cloudsim":  # in memory: its trace is read before any store is touched
+        cloudsim = _cloudsim_world(scenario, trace, profile, policies)
     journal = Journal(db, controller=f"{socket.gethostname()}:{os.getpid()}")
+    inputs = scenario_inputs(scenario, scen, trace)
+    world_path = _world_path(db, world) if backend_name == "sim" and kind == "domains" else None
+    if new_journal:
+        aside = start_afresh(journal, world_path)
+        say("started afresh: journal emptied" + (f", old world store moved to {aside}" if aside else ""))
+    check_stores(journal, inputs, world_path)  # before waiting for a lease on stores that are not ours
     lease = lease_for(journal)
     stop_box: dict = {}
 
@@ -125,19 +157,17 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     say(f"controller {journal.controller} holds the lease")
     try:
         if backend_name == "qemu":
+            bind(journal, inputs)
             backend = factory(scenario=scen, profile=profile)
             clock = WallClock()
-        elif kind == "cloudsim":
-            backend, policies = _cloudsim_world(scenario, trace, profile, policies)
+        elif cloudsim is not None:
+            bind(journal, inputs)
+            backend, policies = cloudsim
             clock = SimClock(0.0)
         else:
             from presplit.backends.sim_world import FaultyBackend, create_world
-            from presplit.scenarios.loader import ScenarioFileError
 
-            try:
-                backend = create_world(_world_path(db, world), scen, trace)
-            except ScenarioFileError as exc:
-                raise click.BadParameter(str(exc), param_hint="'--trace'") from None
+            backend = open_bound(journal, inputs, world_path, lambda path: create_world(path, scen, trace))
             clock = SimClock(backend.observe().now)
             if until_s is None:
                 until_s = backend.workload.cpu.shape[1] * backend.workload.interval_s - backend.workload.interval_s
@@ -153,24 +183,46 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
             f"({'dry run' if dry_run else 'applying'})")
         report = loop.run()
+        unplaced = _unplaced(backend)
     finally:
         lease.release()
+        if backend_name == "sim":  # the simulated world's store; real guests outlive the controller
+            close = getattr(locals().get("backend"), "close", None)
+            if callable(close):
+                close()
+        journal.close()
     line = (f"ticks={report.ticks} plans={report.plans} actions={report.actions} "
             f"statuses={report.statuses} stopped={report.stopped} wall_s={report.wall_s:.2f}")
     click.echo(line)
+    if report.failed_ticks:
+        click.echo(f"warning: {report.failed_ticks} tick(s) failed; the last: {report.last_error['error']} "
+                   f"(at t={report.last_error['tick']:g}; traceback in presplit state)", err=True)
+    if unplaced:
+        click.echo(f"warning: {unplaced} guest(s) could not be placed and are still pending at the end "
+                   "(their demand counts as unserved)", err=True)
     if report.metrics:
         click.echo("metrics " + " ".join(f"{k}={v:.6g}" for k, v in sorted(report.metrics.items())
                                         if isinstance(v, (int, float))))
 
 
+def _unplaced(backend) -> int:
+    state = backend.observe()
+    if not hasattr(state, "guest_status"):
+        return int(getattr(state, "guests_unplaced", 0) or 0)
+    from presplit.model.domains import PENDING
+
+    return int((state.guest_status == PENDING).sum())
+
+
 def _cloudsim_world(scenario, trace, profile, policies):
     from presplit.backends.cloudsim_world import CloudSimPolicy, CloudSimWorld
+    from presplit.cli.simulate_cmd import check_cloudsim_length, load_scenario_trace, load_user_trace
     from presplit.scenarios import resolve_scenario
-    from presplit.traces import load_trace
 
     if len(profile.policies) != 1:
         raise click.BadParameter("the CloudSim world runs exactly one policy", param_hint="'--profile'")
     factory, traces = resolve_scenario(scenario)
-    workload = load_trace(trace or traces[0])
+    workload = load_user_trace(trace, "--trace") if trace else load_scenario_trace(traces[0], scenario)
+    check_cloudsim_length(workload, f"--trace {trace}" if trace else f"scenario {scenario!r}")
     name = profile.policies[0].name
     return CloudSimWorld(workload, name, fleet=factory(workload.n_guests)), [CloudSimPolicy(name)]

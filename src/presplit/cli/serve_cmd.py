@@ -34,9 +34,12 @@ def _listen(text: str) -> tuple[str, int]:
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Bearer token for mutations (else the environment variable PRESPLIT_API_TOKEN).")
 @click.option("--open-reads", is_flag=True, help="Serve reads without a token to any address (default: loopback only).")
-@click.option("--access-log", is_flag=True, help="Log every request (uvicorn's access log; never logs headers).")
+@click.option("--new-journal", is_flag=True,
+              help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
+@click.option("--access-log", is_flag=True,
+              help="Log one line per request to stderr: client, method, path, status, duration (never headers).")
 def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_run, interval, pace, until, token_file,
-          open_reads, access_log) -> None:
+          open_reads, new_journal, access_log) -> None:
     """Run the controller and serve the API, /metrics and the dashboard until SIGTERM or Ctrl-C.
 
     \b
@@ -48,21 +51,16 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
     import uvicorn
 
     from presplit.backends.base import BackendError, backend_factory
-    from presplit.control.clock import parse_duration
+    from presplit.cli.run_cmd import duration_option
     from presplit.control.profile import ProfileError, load_profile
     from presplit.service.app import create_app
     from presplit.service.auth import Auth, TokenError, is_loopback, load_token
     from presplit.service.runner import ServiceConfig
 
     host, port = _listen(listen)
-    try:
-        interval_s = parse_duration(interval) if interval is not None else None
-        until_s = parse_duration(until) if until is not None else None
-        pace_s = parse_duration(pace)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if interval_s is not None and interval_s <= 0:
-        raise click.BadParameter(f"{interval!r} is not a positive duration", param_hint="'--interval'")
+    interval_s = duration_option(interval, "--interval", positive=True)
+    until_s = duration_option(until, "--until")
+    pace_s = duration_option(pace, "--pace")
     if profile_path:
         try:
             load_profile(profile_path)
@@ -73,6 +71,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
             backend_factory("qemu")
         except BackendError as exc:
             raise click.ClickException(str(exc)) from None
+    scen = None
     if scenario is not None:
         from presplit.scenarios import ScenarioError, load_scenario
 
@@ -83,21 +82,63 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
         if scen.engine != "domains":
             raise click.BadParameter(f"{scenario!r} runs on the CloudSim engine; serve needs a domain scenario",
                                      param_hint="'--scenario'")
+    if scen is not None and backend_name == "sim":
+        from presplit.scenarios.build import scenario_trace
+
+        scenario_trace(scen, trace)
+    if not new_journal:
+        _check_stores(db, world, scenario, scen, trace, backend_name)
     try:
         token = load_token(token_file)
     except TokenError as exc:
         raise click.BadParameter(str(exc), param_hint="'--token-file'") from None
     cfg = ServiceConfig(db=db, backend=backend_name, scenario=scenario, world=world, trace=trace,
                         profile_path=profile_path, dry_run=dry_run, interval_s=interval_s, until_s=until_s,
-                        pace_s=pace_s)
-    app = create_app(cfg, auth=Auth(token, open_reads=open_reads))
+                        pace_s=pace_s, new_journal=new_journal)
+    if access_log:
+        _log_to_stderr()
+    app = create_app(cfg, auth=Auth(token, open_reads=open_reads), access_log=access_log)
     click.echo(f"presplit serve on http://{host if ':' not in host else f'[{host}]'}:{port}/ "
                f"(mutations {'need the bearer token' if token else 'disabled: no token'}; reads "
                f"{'open' if open_reads else 'open on loopback' if not is_loopback(host) else 'open (loopback)'})")
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=access_log,
+    # uvicorn's own access log stays off: it logs at INFO, which log_level="warning" silenced (so --access-log
+    # used to log nothing), and has no duration. The app's AccessLog middleware logs instead.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=3, lifespan="on")
     server = _Server(config, app)
     server.run()
+
+
+def _check_stores(db, world, scenario, scen, trace, backend_name) -> None:
+    """The journal and world checks of ``presplit run``, before the server starts (a mismatch is one line, exit 1,
+    not a service that serves an error). The demo fleet's scenario is written when the loop starts: it is
+    checked there."""
+    from presplit.apply.journal import Journal
+    from presplit.cli.run_cmd import _world_path
+    from presplit.control.stores import check_stores, scenario_inputs
+
+    journal = Journal(db)
+    try:
+        if scenario is not None:
+            world_path = _world_path(db, world) if backend_name == "sim" else None
+            check_stores(journal, scenario_inputs(scenario, scen, trace), world_path)
+    finally:
+        journal.close()
+
+
+def _log_to_stderr() -> None:
+    import logging
+    import sys
+
+    from presplit.service.app import ACCESS_LOG
+
+    if not any(getattr(h, "_presplit_access", False) for h in ACCESS_LOG.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler._presplit_access = True
+        ACCESS_LOG.addHandler(handler)
+    ACCESS_LOG.setLevel(logging.INFO)
+    ACCESS_LOG.propagate = False  # one line per request, not again through whatever the root logger does
 
 
 class _Server:

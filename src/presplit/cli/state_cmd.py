@@ -10,13 +10,16 @@ import click
 def gather(db: str, plans_limit: int | None = 20) -> dict:
     from presplit.apply.journal import Journal
 
-    journal = Journal(db)
+    journal = Journal(db, create=False)
     try:
         observed = journal.get_meta("observed") or {}
+        guests = observed.get("guests", [])
         return {"last_tick": journal.get_meta("last_tick"), "now": observed.get("now"),
                 "hosts": observed.get("hosts", []), "domains": observed.get("domains", []),
-                "guests": observed.get("guests", []), "plans": journal.plans(plans_limit),
-                "open_plans": journal.open_plans(), "last_error": journal.get_meta("last_error")}
+                "guests": guests, "plans": journal.plans(plans_limit),
+                "open_plans": journal.open_plans(), "last_error": journal.get_meta("last_error"),
+                "guests_unplaced": sum(1 for g in guests if g.get("status") == "pending"),
+                "store": journal.get_meta("store")}
     finally:
         journal.close()
 
@@ -46,6 +49,15 @@ def state(db: str, json_path: str | None, plans_limit: int) -> None:
     console = Console()
     console.print(f"last tick t={data['last_tick']}, world observed at t={data['now']}; "
                   f"open plans: {data['open_plans'] or 'none'}")
+    err = data["last_error"]
+    if err:
+        console.print(f"[red]last error[/red] at tick t={err.get('tick')}: {err.get('error')}"
+                      + (f" ({err['failed_ticks']} failed ticks)" if err.get("failed_ticks") else ""),
+                      markup=True, highlight=False)
+        if err.get("traceback"):
+            console.print(err["traceback"].rstrip(), markup=False, highlight=False)
+    if data["guests_unplaced"]:
+        console.print(f"[yellow]{data['guests_unplaced']} guest(s) pending: not placed yet[/yellow]")
     hosts = Table(title=f"hosts ({len(data['hosts'])})")
     for col in ("id", "name", "on", "ready", "rack"):
         hosts.add_column(col)

@@ -10,6 +10,7 @@ seen within ``slice_s``; its ``now()`` is seconds since it was made plus
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,11 @@ class WallClock:
 
 def parse_duration(text: str | float | int) -> float:
     """'5s', '5m', '24h', '1d', '1h30m' or a number of seconds -> seconds; errors say what was expected."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
+    if isinstance(text, bool):
+        raise ValueError(f"duration {text!r} is not a duration (expected e.g. 5s, 5m, 24h, 1d, 1h30m or seconds)")
+    if isinstance(text, (int, float)):
+        if not math.isfinite(text):
+            raise ValueError(f"duration {text!r} is not finite (expected seconds >= 0)")
         if text < 0:
             raise ValueError(f"duration {text!r} is negative (expected seconds >= 0)")
         return float(text)
@@ -68,7 +73,7 @@ def parse_duration(text: str | float | int) -> float:
     try:
         return parse_duration(float(s))
     except ValueError as exc:
-        if "negative" in str(exc):
+        if "negative" in str(exc) or "finite" in str(exc):
             raise
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
     total, num = 0.0, ""

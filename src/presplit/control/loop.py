@@ -22,17 +22,32 @@ controller neither loses nor repeats a tick. Each tick:
 
 ``stop()`` (the SIGTERM handler) lets the running action finish, cancels the
 rest of the plan, and ends the loop.
+
+A tick that raises -- a policy, a forecast, the ordering or the applier with a
+bug, or a world that refuses to be observed -- does not end the loop: the
+exception and its traceback are journaled (event ``tick_failed``, meta
+``last_error``, what ``presplit state`` and ``/api/status`` show), the tick is
+counted in ``LoopReport.failed_ticks`` and the loop goes on to the next one.
+A plan the failure left ``running`` is reconciled at once, so no guest is left
+half-moved. ``max_failed_ticks`` consecutive failures end the loop (default:
+never), for a batch run that should not spin on a broken profile.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from presplit.apply.applier import Applier
 from presplit.apply.reconcile import reconcile
 from presplit.plan.ordering import PlanError, order_actions
+
+log = logging.getLogger("presplit.control")
 
 
 @dataclass
@@ -44,6 +59,8 @@ class LoopReport:
     stopped: bool = False
     wall_s: float = 0.0
     metrics: dict | None = None
+    failed_ticks: int = 0
+    last_error: dict | None = None
 
 
 def observed_summary(state, backend=None) -> dict:
@@ -68,13 +85,19 @@ def observed_summary(state, backend=None) -> dict:
 class ControlLoop:
     def __init__(self, backend, journal, clock, policies, limits, *, interval_s: float, until_s: float | None,
                  dry_run: bool = False, source: str = "", forecaster=None, summary_every: int = 1,
-                 max_plan_age_s: float | None = None, check_invariants: bool = True) -> None:
+                 max_plan_age_s: float | None = None, check_invariants: bool = True,
+                 max_failed_ticks: int | None = None) -> None:
         self.backend, self.journal, self.clock = backend, journal, clock
         self.policies, self.limits = list(policies), limits
         self.interval, self.until = float(interval_s), until_s
         self.dry_run, self.source, self.forecaster = dry_run, source, forecaster
         self.summary_every = summary_every
         self.max_plan_age_s = max_plan_age_s
+        self.max_failed_ticks = max_failed_ticks
+        self.failed_in_a_row = 0
+        self.failed_ticks = 0
+        self.last_error: dict | None = None
+        self.unplaced = 0  # guests pending after the last tick's plan
         self.applier = Applier(backend, journal, clock, check_invariants=check_invariants)
         self.stopping = threading.Event()
         advance = getattr(backend, "advance", None)
@@ -110,6 +133,8 @@ class ControlLoop:
             if self.stopping.is_set():
                 break
             self.tick(t, report)
+            if self.max_failed_ticks is not None and self.failed_in_a_row >= self.max_failed_ticks:
+                break
             t = t + self.interval
         report.stopped = self.stopping.is_set()
         finish = getattr(self.backend, "finish", None)
@@ -119,12 +144,39 @@ class ControlLoop:
         return report
 
     def tick(self, t: float, report: LoopReport) -> None:
+        """One tick; an exception in it is journaled and the loop goes on (see the module docstring)."""
+        report.ticks += 1
+        try:
+            self._tick(t, report)
+        except Exception as exc:  # noqa: BLE001 - one bad tick must not stop the controller
+            self._tick_failed(t, report, exc)
+        else:
+            self.failed_in_a_row = 0
+
+    def _tick_failed(self, t: float, report: LoopReport, exc: Exception) -> None:
+        report.failed_ticks += 1
+        self.failed_ticks += 1
+        self.failed_in_a_row += 1
+        tb = "".join(traceback.format_exception(exc))
+        error = {"tick": t, "error": f"{type(exc).__name__}: {exc}", "at": time.time(), "traceback": tb,
+                 "failed_ticks": self.failed_ticks}
+        report.last_error = self.last_error = error
+        log.error("tick t=%s failed: %s", t, error["error"])
+        try:
+            self.journal.record_event("tick_failed", t=t, detail=tb)
+            self.journal.set_meta("last_error", error)
+            self.journal.set_meta("last_tick", t)  # a restart does not retry the failed tick forever
+            if self.journal.open_plans():  # a plan the failure interrupted: finish or revert it now
+                reconcile(self.applier, max_age_s=self.max_plan_age_s)
+        except Exception:  # noqa: BLE001 - the journal itself failing is logged; the next tick tries again
+            log.exception("could not journal the failed tick t=%s", t)
+
+    def _tick(self, t: float, report: LoopReport) -> None:
         state = self.backend.observe()
         forecasts = self.forecaster(state, t) if self.forecaster is not None else None
         proposal = []
         for policy in self.policies:
             proposal.extend(policy.propose(state, forecasts, t) or ())
-        report.ticks += 1
         if proposal:
             try:
                 order = getattr(self.backend, "order", None) or order_actions
@@ -141,5 +193,22 @@ class ControlLoop:
                     status = self.applier.run(pid).status
                 report.statuses[status] = report.statuses.get(status, 0) + 1
         self.journal.set_meta("last_tick", t)
+        after = self.backend.observe()
+        self._note_unplaced(after, t)
         if report.ticks % self.summary_every == 0 or self.stopping.is_set():
-            self.journal.set_meta("observed", observed_summary(self.backend.observe(), self.backend))
+            self.journal.set_meta("observed", observed_summary(after, self.backend))
+
+    def _note_unplaced(self, state, t: float) -> None:
+        """Guests still pending after the tick's plan could not be placed: an event whenever their number changes."""
+        status = getattr(state, "guest_status", None)
+        if status is None:
+            return
+        from presplit.model.domains import PENDING
+
+        pending = np.flatnonzero(status == PENDING)
+        if len(pending) != self.unplaced:
+            self.unplaced = len(pending)
+            if len(pending):
+                ids = ", ".join(state.guests[i].id for i in pending[:10]) + (" ..." if len(pending) > 10 else "")
+                self.journal.record_event("guests_unplaced", t=t,
+                                          detail=f"{len(pending)} guest(s) pending after the tick's plan: {ids}")

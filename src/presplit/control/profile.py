@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from presplit.control.clock import parse_duration
+from presplit.errors import InputError
 from presplit.plan.ordering import Limits, PlanError
 
 CAP_KEYS = ("per_host", "per_link", "total")
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError):
     def __init__(self, where: str, key: str, message: str, expected: str = "") -> None:
         self.where, self.key = where, key
         super().__init__(f"{where}: {key or '(top level)'}: {message}" + (f" (expected {expected})" if expected else ""))
@@ -68,6 +69,8 @@ def load_profile(path: str | Path) -> Profile:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProfileError(where, "", f"cannot read: {exc.strerror}", "a readable YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(where, "", f"not UTF-8 text (byte {exc.start})", "a YAML file") from None
     except yaml.YAMLError as exc:
         raise ProfileError(where, "", f"not valid YAML: {exc}") from None
     return parse_profile(data, where)
@@ -134,6 +137,7 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
 def build_policies(profile: Profile, kind: str | None = None) -> list:
     """Policy objects for the profile; ``kind`` ('domains' or 'cloudsim') must match the world's."""
     from presplit.policies import PolicyError, make_policy
+    from presplit.policies.params import ArgumentError, validate_args
     from presplit.policies.registry import engines
 
     out = []
@@ -147,15 +151,10 @@ def build_policies(profile: Profile, kind: str | None = None) -> list:
             raise ProfileError(profile.source, f"{key}.name",
                                f"policy {spec.name!r} runs on the {engines(spec.name)[0]} world, this backend is {kind}",
                                f"a {kind} policy")
-        for arg, value in spec.args.items():
-            names = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set(vars(obj))
-            if arg not in names or arg in ("kind", "name"):
-                raise ProfileError(profile.source, f"{key}.args.{arg}", f"policy {spec.name!r} has no argument {arg!r}",
-                                   "one of " + ", ".join(sorted(n for n in names if n not in ("kind", "name"))))
-            current = getattr(obj, arg)
-            if isinstance(current, (int, float)) and not isinstance(current, bool) and (
-                    isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise ProfileError(profile.source, f"{key}.args.{arg}", f"{value!r}", "a number")
-            setattr(obj, arg, value)
+        try:
+            obj = validate_args(obj, spec.args)
+        except ArgumentError as exc:
+            raise ProfileError(profile.source, f"{key}.args" + (f".{exc.key}" if exc.key else ""), exc.message,
+                               exc.expected) from None
         out.append(obj)
     return out

@@ -118,6 +118,24 @@ class ClusterState:
                 new.__dict__[name] = self.__dict__[name]
         return new
 
+    def with_guest(self, guest: Guest, *, status: int = PENDING, demand_mips: float = 0.0,
+                   demand_mem_mb: float | None = None, demand_io=(0.0, 0.0)) -> "ClusterState":
+        """A new state with ``guest`` appended (unplaced, ``status``): every per-guest array grows by one row.
+
+        The one way to add a guest, so no array can be forgotten (a guest array one row short
+        is an IndexError at the next tick, far from its cause).
+        """
+        fill = {"guest_domain": -1, "guest_dest": -1, "guest_status": status, "guest_mig_start": 0.0,
+                "guest_mig_end": 0.0, "guest_down_start": 0.0, "guest_down_end": 0.0,
+                "demand_mips": float(demand_mips),
+                "demand_mem_mb": float(guest.ram_mb if demand_mem_mb is None else demand_mem_mb)}
+        assert set(fill) == set(_GUEST_ARRAYS), "with_guest must fill every guest array"
+        arrays = {name: np.append(getattr(self, name), np.array([value], getattr(self, name).dtype))
+                  for name, value in fill.items()}
+        io = np.asarray(demand_io, np.float64).reshape(1, 2)
+        arrays["demand_io"] = np.vstack([self.demand_io.reshape(-1, 2), io])
+        return self.evolve(guests=(*self.guests, guest), **arrays)
+
     def with_domain(self, domain: Domain, *more: Domain) -> "ClusterState":
         """Replace domains by id (appending ids equal to len(domains)).
 

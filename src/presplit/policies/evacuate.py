@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from presplit.model.cluster import ClusterState
+from presplit.policies.params import param
 from presplit.model.domains import RUNNING
 from presplit.plan import (
     Action, MigrateGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain, apply_action,
@@ -47,9 +48,9 @@ from presplit.plan import (
 
 @dataclass
 class EvacuatePolicy:
-    high: float = 0.9
-    nic_budget: float = 1.0
-    spare_hosts: int = 1
+    high: float = param(0.9, gt=0, le=1, doc="balance a domain whose CPU demand crosses this share of its capacity")
+    nic_budget: float = param(1.0, gt=0, le=10, doc="per host and tick: migration seconds, as a share of the tick")
+    spare_hosts: int = param(1, ge=0, le=1_000_000, doc="hosts kept on beyond what demand needs")
     kind: str = "domains"
     name: str = "evacuate"
 

@@ -106,7 +106,10 @@ class _SnapshotCollector:
                                labels=["host", "domain"])
         gs = GaugeMetricFamily("presplit_guests", "Guests by status.", labels=["status"])
         now = GaugeMetricFamily("presplit_sim_time_seconds", "The world's time (simulated seconds).")
+        unplaced = GaugeMetricFamily("presplit_guests_unplaced",
+                                     "Guests still pending after the last tick's plan: the policy could not place them.")
         if snap is not None:
+            unplaced.add_metric([], snap.status.counts.get("guests_unplaced", 0))
             for h in snap.hosts:
                 lab = [h.name, h.rack]
                 hu.add_metric(lab, h.utilisation)
@@ -128,4 +131,4 @@ class _SnapshotCollector:
                 gs.add_metric([st], n)
             if snap.status.now is not None:
                 now.add_metric([], snap.status.now)
-        yield from (hu, hf, hm, hon, du, df, dc, gs, now)
+        yield from (hu, hf, hm, hon, du, df, dc, gs, now, unplaced)

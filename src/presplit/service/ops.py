@@ -7,6 +7,8 @@ Each function takes the :class:`~presplit.service.runner.Runner` and raises
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import sqlalchemy as sa
 
@@ -67,9 +69,15 @@ def launch_guest(runner, body: S.LaunchGuest) -> int:
 # ------------------------------------------------------------------ windows
 def _duration(value, loc) -> float:
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise ServiceError(422, str(exc), loc) from None
+    # parse_duration reads 'nan', 'inf' and '1e999' as such; a window would then never end (or never start).
+    # The schema refuses them too; this holds whoever calls add_window.
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ServiceError(422, f"{loc[-1]} {value!r} is not a finite, non-negative duration (expected e.g. 15m, "
+                                "2h or seconds)", loc)
+    return seconds
 
 
 def add_window(runner, body: S.AddWindow) -> S.Window:
@@ -137,6 +145,10 @@ def set_profile(runner, profile) -> S.Profile:
     loop.journal.set_meta("profile", {"policies": [{"name": p.name, "args": p.args} for p in profile.policies],
                                       "caps": {k: getattr(profile.limits, k) for k in ("per_host", "per_link", "total")},
                                       "interval_s": loop.interval})
+    loop.journal.record_event("profile_changed", t=loop.clock.now(), detail=profile.label)
+    if not runner.running:  # down after an error: a good profile starts it again
+        runner.revive.set()
+        runner.wake.set()
     return profile_view(profile, loop.interval)
 
 

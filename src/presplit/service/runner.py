@@ -28,6 +28,7 @@ import queue
 import socket
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 from presplit.apply.applier import Applier
 from presplit.control.clock import SimClock
 from presplit.control.loop import ControlLoop
+from presplit.errors import PresplitError
 from presplit.service import schemas as S
 from presplit.service.views import History, Snapshot, build_snapshot, forecasts_of
 
@@ -85,8 +87,9 @@ class PacedClock(SimClock):
         super().sleep_until(t)
 
 
-class GrowingFeed:
-    """ObservedForecasts that follows the fleet as guests are launched."""
+class ServiceFeed:
+    """The observed-demand forecasts the service shows (and hands to policies that take them); built on first
+    use, it grows with the fleet as guests are launched."""
 
     def __init__(self) -> None:
         self.feed = None
@@ -96,9 +99,6 @@ class GrowingFeed:
 
         if self.feed is None:
             self.feed = ObservedForecasts(state.n_guests)
-        elif self.feed.series.shape[0] < state.n_guests:
-            grow = state.n_guests - self.feed.series.shape[0]
-            self.feed.series = np.vstack([self.feed.series, np.zeros((grow, self.feed.series.shape[1]))])
         return self.feed(0, state)
 
 
@@ -174,6 +174,7 @@ class ServiceConfig:
     history: int = 288
     timeline: int = 500
     state_dir: str | None = None         # where the demo scenario is written (default: beside the world)
+    new_journal: bool = False            # discard the journal's history and move the world store aside
     extra: dict = field(default_factory=dict)
 
 
@@ -204,8 +205,9 @@ class Runner:
         self.world = None
         self.profile = None
         self.kind = "domains"
-        self.feed = GrowingFeed()
+        self.feed = ServiceFeed()
         self.route_cache: dict = {}
+        self.revive = threading.Event()  # set by a new profile while the loop is down after an error
         self._draining = False
         self.thread = threading.Thread(target=self._main, name="presplit-loop", daemon=True)
         self.lock = threading.Lock()
@@ -243,20 +245,20 @@ class Runner:
             self.leader = True
             journal.set_meta("leader", {"controller": journal.controller, "since": time.time()})
             self._build_loop(journal)
-            self.running = True
-            self.refresh()
-            self.loop.run()
         except Exception as exc:  # reported by /api/status; the API keeps serving what it has
-            log.exception("control loop failed")
+            log.exception("the control loop could not start")
             self.error = f"{type(exc).__name__}: {exc}"
             self.ready.set()
-        finally:
-            self.running = False
-            try:
-                self.refresh()
-            except Exception:
-                pass
         try:
+            while self.loop is not None and not self.stopped.is_set():
+                if not self._run_loop(journal):
+                    break
+                # Down after an error: commands still run; a new profile (PUT /api/profile) revives the loop.
+                while not self.stopped.is_set() and not self.revive.is_set():
+                    self.drain()
+                    self.wake.wait(0.25)
+                    self.wake.clear()
+                self.revive.clear()
             while not self.stopped.is_set():  # the loop ended (--until): commands still work
                 self.drain()
                 self.wake.wait(0.25)
@@ -270,10 +272,38 @@ class Runner:
             if journal is not None:
                 journal.close()
 
+    def _run_loop(self, journal) -> bool:
+        """Run the loop until it ends; True when it ended on an error (and may be revived)."""
+        failed = False
+        try:
+            self.running = True
+            self.error = None
+            self.refresh()
+            self.loop.run()
+        except Exception as exc:  # noqa: BLE001 - a tick's own errors are caught in the loop; this is the rest
+            log.exception("control loop failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            failed = True
+            try:
+                journal.record_event("loop_failed", detail="".join(traceback.format_exception(exc)))
+                journal.set_meta("last_error", {"tick": None, "error": self.error, "at": time.time()})
+            except Exception:  # noqa: BLE001
+                log.exception("could not journal the loop's failure")
+        finally:
+            self.running = False
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001
+                log.exception("refresh after the loop ended failed")
+        if failed:
+            self.loop.stopping.clear()
+        return failed
+
     def _build_loop(self, journal) -> None:
         from presplit.backends.base import backend_factory
         from presplit.control.clock import WallClock
         from presplit.control.profile import build_policies, default_profile, load_profile
+        from presplit.control.stores import bind, check_journal, open_bound, scenario_inputs, start_afresh
 
         cfg = self.cfg
         scen = None
@@ -281,14 +311,21 @@ class Runner:
             scen = self._scenario()
         profile = load_profile(cfg.profile_path) if cfg.profile_path else default_profile(self.kind)
         policies = build_policies(profile, self.kind)
+        inputs = scenario_inputs(cfg.scenario or "demo", scen, cfg.trace)
+        world_path = self._world_path() if cfg.backend == "sim" else None
+        if cfg.new_journal:
+            start_afresh(journal, world_path)
         if cfg.backend == "qemu":
+            check_journal(journal, inputs)
+            bind(journal, inputs)
             backend = backend_factory("qemu")(scenario=scen, profile=profile)
             clock = WallClock(stop=self.stopped)
             tick = cfg.interval_s or profile.interval_s or backend.capabilities().interval_s
         else:
-            from presplit.service.world import open_world
+            from presplit.backends.sim_world import create_world
 
-            backend = open_world(self._world_path(), scen, cfg.trace)
+            backend = open_bound(journal, inputs, world_path,
+                                 lambda path: create_world(path, scen, cfg.trace, cycle=True))
             tick = cfg.interval_s or profile.interval_s or backend.capabilities().interval_s
             clock = PacedClock(backend.observe().now, pace_s=cfg.pace_s, interval_s=tick, stop=self.stopped,
                                wake=self.wake, idle=self.drain)
@@ -313,7 +350,10 @@ class Runner:
             name = str(demo_scenario(folder / "presplit-demo"))
         scen = load_scenario(name)
         if scen.engine == "cloudsim":
-            raise ValueError(f"scenario {name!r} runs on the CloudSim engine; presplit serve needs a domain scenario")
+            from presplit.scenarios import ScenarioError
+
+            raise ScenarioError(f"scenario {name!r} runs on the CloudSim engine; presplit serve needs a domain "
+                                "scenario (e.g. bighost-patch, or none for the demo fleet)")
         return scen
 
     def _world_path(self) -> Path:
@@ -358,7 +398,18 @@ class Runner:
                     continue
                 try:
                     done.append((fut, fn(), None))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                except ServiceError as exc:
+                    done.append((fut, None, exc))
+                except PresplitError as exc:  # the world refused the change: nothing was written
+                    done.append((fut, None, ServiceError(409, f"refused: {exc}")))
+                except Exception as exc:  # noqa: BLE001 - a bug: journaled, handed to the caller (500)
+                    log.exception("an operator command failed")
+                    if self.loop is not None:
+                        try:
+                            self.loop.journal.record_event("command_failed",
+                                                           detail="".join(traceback.format_exception(exc)))
+                        except Exception:  # noqa: BLE001
+                            log.exception("could not journal the failed command")
                     done.append((fut, None, exc))
             if done:
                 try:
@@ -431,13 +482,20 @@ class Runner:
             st = np.bincount(state.guest_status.astype(np.int64), minlength=len(GUEST_STATES))
             for name, n in zip(GUEST_STATES, st):
                 counts[f"guests_{name}"] = int(n)
+            counts["guests_unplaced"] = self.loop.unplaced if self.loop is not None else 0
         loop = self.loop
         pace = self.cfg.pace_s if self.cfg.backend == "sim" else None
         last = self.reader.get_meta("last_tick") if state is not None else None
         return S.Status(backend=self.cfg.backend, running=self.running, leader=self.leader, dry_run=self.cfg.dry_run,
                         now=now, last_tick=last, ticks=self.ticks,
                         interval_s=float(loop.interval) if loop else 0.0, pace_s=pace,
-                        profile=self.profile.label if self.profile else "", counts=counts, last_error=self.error)
+                        profile=self.profile.label if self.profile else "", counts=counts,
+                        last_error=self.error or self._tick_error(), failed_ticks=loop.failed_ticks if loop else 0)
+
+    def _tick_error(self) -> dict | None:
+        """The last failed tick's error (without its traceback: that is in the journal's events)."""
+        err = self.loop.last_error if self.loop is not None else None
+        return None if err is None else {k: v for k, v in err.items() if k != "traceback"}
 
     def _score(self, prev, snap: Snapshot) -> None:
         """Forecast error: this tick's loads against the forecasts of the tick before."""

@@ -95,6 +95,22 @@ class DomainWorkload:
     io_mb_s: np.ndarray | None = None
 
 
+def feed_tick(state: ClusterState, workload: DomainWorkload, k: int, step: int | None = None) -> ClusterState:
+    """Tick ``k`` of the workload: guests whose arrival step has come become ``pending``; every guest's demand
+    (CPU x its MIPS; memory, capped at its RAM, where the trace has it; disk and network IO where it has them)
+    comes from sample ``step`` (default ``k``). The one feed of the simulator and of the stored world."""
+    step = k if step is None else step
+    changes = {"demand_mips": workload.cpu[:, step] * state.guest_mips}
+    arrive = (workload.arrival_step <= k) & (state.guest_status == ABSENT)
+    if arrive.any():
+        changes["guest_status"] = np.where(arrive, PENDING, state.guest_status).astype(np.int8)
+    if workload.mem_mb is not None:
+        changes["demand_mem_mb"] = np.minimum(workload.mem_mb[:, step], state.guest_reserve[:, 1])
+    if workload.io_mb_s is not None:
+        changes["demand_io"] = np.ascontiguousarray(workload.io_mb_s[:, step, :])
+    return state.evolve(**changes)
+
+
 def window_met(state: ClusterState, host: int, start: float, end: float) -> bool:
     doms = state.domains_of(host)
     return bool(doms) and all(d.patch_started >= start and d.patch_until <= end for d in doms)
@@ -112,8 +128,6 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     started = time.perf_counter()
     dt = float(workload.interval_s)
     steps = workload.cpu.shape[1] if n_steps is None else min(n_steps, workload.cpu.shape[1])
-    mips = state.guest_mips
-    ram = state.guest_reserve[:, 1]
     metrics = DomainMetrics(state)
     counts = dict(intra_host_moves=0, cross_host_migrations=0, fabric_gb=0.0, splits=0, merges=0, service_changes=0,
                   actions_refused=0, energy_actions_j=0.0)
@@ -127,13 +141,7 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     for k in range(steps):
         t = k * dt
         state, _ = advance(state, t)
-        arrive = (workload.arrival_step <= k) & (state.guest_status == ABSENT)
-        status = np.where(arrive, PENDING, state.guest_status).astype(np.int8) if arrive.any() else None
-        mem = None if workload.mem_mb is None else np.minimum(workload.mem_mb[:, k], ram)
-        io = {} if workload.io_mb_s is None else {"demand_io": np.ascontiguousarray(workload.io_mb_s[:, k, :])}
-        state = state.evolve(demand_mips=workload.cpu[:, k] * mips,
-                             demand_mem_mb=state.demand_mem_mb if mem is None else mem, **io,
-                             **({"guest_status": status} if status is not None else {}))
+        state = feed_tick(state, workload, k)
         while next_window < len(counted) and counted[next_window].end <= t:
             w = counted[next_window]
             scored.append((w.host, w.start, w.end, window_met(state, w.host, w.start, w.end)))

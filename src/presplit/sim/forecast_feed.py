@@ -28,6 +28,11 @@ class ObservedForecasts:
 
     def __call__(self, step: int, state: ClusterState) -> "ObservedForecasts":
         """Record the demand the engine set for this tick; the engine calls this every tick."""
+        grow = state.n_guests - self.series.shape[0]
+        if grow > 0:  # guests launched while the loop runs: no history yet
+            self.series = np.vstack([self.series, np.zeros((grow, self.series.shape[1]))])
+            if self.io is not None:
+                self.io = np.concatenate([self.io, np.zeros((grow, *self.io.shape[1:]))])
         self.series[:, 1:] = self.series[:, :-1]
         self.series[:, 0] = state.demand_mips
         if state.model.io_modelled:

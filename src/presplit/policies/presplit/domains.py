@@ -68,31 +68,44 @@ from presplit.plan import (
     SplitDomain,
     apply_action,
 )
+from presplit.policies.params import param
 from presplit.policies.presplit import domain_io
 from presplit.policies.presplit.outlook import group_series, upper
 
 
 @dataclass
 class DomainPresplit:
-    target: float = 0.8        # place and pack so a domain's forecast stays under this share of its CPU
-    relief: float = 1.0        # act on a domain whose forecast says it will exceed this share of its CPU
-    lead_s: float = 600.0      # split this long before a patch window opens
-    cpu_margin: float = 1.15   # CPU a domain keeps for its guests = forecast upper x this
-    cooldown_s: float = 3600.0  # a guest that migrated stays put this long (unless its host is patched)
-    nic_budget: float = 1.0    # per host and tick: migration seconds, as a share of the tick
-    max_per_link: int = 8      # live migrations per tick over one rack-to-rack (or in-rack) link
-    max_total: int = 64        # live migrations per tick in the whole fleet
-    spare_hosts: int = 1
-    mem_fill: float = 0.7      # placement spreads over the hosts needed at this memory filling
-    io_release: float = 0.5    # drop an optional IO service once the outlook fits under this share without it
-    service_hold_s: float = 3600.0  # an added service stays at least this long
-    min_migration_share: float = 0.1   # bounds of the share of a host's bandwidth migrations may take
-    max_migration_share: float = 0.9
-    share_step: float = 0.1    # smallest change of a host's migration share worth making
-    pause_limit_s: float = 0.01  # stop-and-copy pause a live migration may take (more rounds, shorter pause)
+    target: float = param(0.8, gt=0, le=1,
+                          doc="place and pack so a domain's forecast stays under this share of its CPU")
+    relief: float = param(1.0, gt=0, le=2, doc="act on a domain whose forecast says it will exceed this share of its CPU")
+    lead_s: float = param(600.0, ge=0, le=7 * 86400, doc="split this long before a patch window opens")
+    cpu_margin: float = param(1.15, ge=1, le=10, doc="CPU a domain keeps for its guests = forecast upper x this")
+    cooldown_s: float = param(3600.0, ge=0, le=30 * 86400,
+                              doc="a guest that migrated stays put this long (unless its host is patched)")
+    nic_budget: float = param(1.0, gt=0, le=10, doc="per host and tick: migration seconds, as a share of the tick")
+    max_per_link: int = param(8, ge=1, le=100_000,
+                              doc="live migrations per tick over one rack-to-rack (or in-rack) link")
+    max_total: int = param(64, ge=1, le=1_000_000, doc="live migrations per tick in the whole fleet")
+    spare_hosts: int = param(1, ge=0, le=1_000_000, doc="hosts kept on beyond what the forecast needs")
+    mem_fill: float = param(0.7, gt=0, le=1, doc="placement spreads over the hosts needed at this memory filling")
+    io_release: float = param(0.5, gt=0, le=1,
+                              doc="drop an optional IO service once the outlook fits under this share without it")
+    service_hold_s: float = param(3600.0, ge=0, le=30 * 86400, doc="an added service stays at least this long")
+    min_migration_share: float = param(0.1, gt=0, le=1,
+                                       doc="lowest share of a host's bandwidth live migrations may take")
+    max_migration_share: float = param(0.9, gt=0, le=1,
+                                       doc="highest share of a host's bandwidth live migrations may take")
+    share_step: float = param(0.1, gt=0, le=1, doc="smallest change of a host's migration share worth making")
+    pause_limit_s: float = param(0.01, gt=0, le=60,
+                                 doc="stop-and-copy pause a live migration may take (more rounds, shorter pause)")
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_migration_share > self.max_migration_share:
+            raise ValueError(f"min_migration_share {self.min_migration_share:g} is above max_migration_share "
+                             f"{self.max_migration_share:g}")
 
     def propose(self, state: ClusterState, forecasts, now: float) -> list[Action]:
         if forecasts is None or not hasattr(forecasts, "set_upper"):
