@@ -16,8 +16,18 @@ crash) and ``meta`` (controller key/values: last tick, last observed state).
 Action statuses: ``planned`` -> ``started`` -> ``succeeded`` | ``failed``
 (-> ``reverting`` -> ``reverted`` | ``revert_failed``); ``planned`` ->
 ``skipped`` (a dependency failed) | ``cancelled``; ``recommended`` in dry-run
-plans. Plan statuses: ``running``, ``succeeded``, ``partially_failed``,
-``failed``, ``cancelled``, ``recommended``.
+plans (-> ``planned`` when approved, ``cancelled`` when rejected, cancelled or
+superseded). Plan statuses: ``running``, ``succeeded``, ``partially_failed``,
+``failed``, ``cancelled``, ``recommended`` (dry run: waiting for an operator),
+``rejected`` (an operator said no) and ``superseded``: a newer recommendation
+of the same source (``record_plan(..., supersede=True)``) closed it, in the
+transaction that recorded the newer one; its actions are ``cancelled`` with a
+``superseded`` event naming the newer plan, its summary holds
+``superseded_by`` (plan id) and ``superseded_at`` (that plan's tick).
+
+Decisions on a recommended plan (:meth:`Journal.decide`: approve, reject,
+cancel) are one transaction each and apply only while the plan is still in the
+status the caller saw, so a decision and a newer recommendation never both win.
 """
 
 from __future__ import annotations
@@ -114,6 +124,10 @@ class Journal:
                 raise StoreError(f"journal {path}: folder {Path(path).parent} does not exist")
         kw = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {
             "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        if self.is_postgres:
+            from presplit.extras import require
+
+            require("postgres", "psycopg")  # SQLAlchemy imports the driver in create_engine
         try:
             self.engine = sa.create_engine(self.url, **kw)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
@@ -168,11 +182,14 @@ class Journal:
 
     # ------------------------------------------------------------ writing
     def record_plan(self, plan: ActionPlan, *, tick: float, dry_run: bool = False, source: str = "",
-                    last_tick: float | None = None) -> int:
+                    last_tick: float | None = None, supersede: bool = False) -> int:
         """Write the plan and every action's intent, in one transaction, before anything runs.
 
         ``last_tick`` is stored in ``meta`` in the same transaction, so a restart neither repeats
-        nor skips the tick that made this plan.
+        nor skips the tick that made this plan. With ``dry_run`` and ``supersede``, the plans of the
+        same ``source`` still ``recommended`` become ``superseded`` in that transaction too (their
+        actions ``cancelled``, each with a ``superseded`` event naming this plan): an operator only
+        ever sees the newest recommendation of a source as open.
         """
         now = time.time()
         status = "recommended" if dry_run else "running"
@@ -189,10 +206,60 @@ class Journal:
                      "status": "recommended" if dry_run else "planned"} for pa in plan.actions])
                 conn.execute(events.insert(), [{"plan_id": pid, "idx": pa.index, "event": "intent", "at": now,
                                                 "t": tick, "detail": pa.action.reason} for pa in plan.actions])
+            if dry_run and supersede:
+                self._supersede(conn, int(pid), source, tick, now)
             if last_tick is not None:
                 conn.execute(meta.delete().where(meta.c.key == "last_tick"))
                 conn.execute(meta.insert().values(key="last_tick", value=dumps(last_tick)))
         return int(pid)
+
+    def _supersede(self, conn, pid: int, source: str, tick: float, now: float) -> list[int]:
+        """Close the older recommendations of ``source`` as ``superseded`` by plan ``pid`` (inside its transaction)."""
+        # FOR UPDATE (PostgreSQL; SQLite has the database's write lock already, taken by the insert above):
+        # an approval racing this one waits, then finds the plan superseded.
+        old = [int(r[0]) for r in conn.execute(
+            sa.select(plans.c.id).where(plans.c.status == "recommended", plans.c.source == source, plans.c.id != pid)
+            .order_by(plans.c.id).with_for_update())]
+        for oid in old:
+            conn.execute(plans.update().where(plans.c.id == oid, plans.c.status == "recommended")
+                         .values(status="superseded", finished_at=now))
+            _move_actions(conn, oid, "recommended", "cancelled", "superseded",
+                          f"superseded by plan {pid} (t={tick:g})", now, tick)
+            summary = {"counts": _counts(conn, oid), "superseded_by": pid, "superseded_at": tick}
+            conn.execute(plans.update().where(plans.c.id == oid).values(summary=dumps(summary)))
+            conn.execute(events.insert().values(plan_id=oid, event="plan_superseded", at=now, t=tick,
+                                                detail=dumps(summary)))
+        return old
+
+    def decide(self, plan_id: int, status: str, *, event: str, detail: str | None = None, t: float | None = None,
+               was: str = "recommended", summary: dict | None = None) -> bool:
+        """An operator's decision on a plan still ``was``, in one transaction; False if it no longer is.
+
+        ``was="recommended"``: approve (``status="running"``: its actions ``planned``, the applier runs
+        it), reject (``"rejected"``) or cancel (``"cancelled"``): its actions ``cancelled``.
+        ``was="running"``: close an approved plan that has not started (``"cancelled"``: its ``planned``
+        actions ``cancelled``). Each moved action gets ``event`` with ``detail``; a closed plan gets its
+        counts (plus ``summary``) and a ``plan_<status>`` event. The update is conditional on the status,
+        so of a decision, another decision and a newer recommendation (``supersede``) only one wins.
+        """
+        now = time.time()
+        frm = "recommended" if was == "recommended" else "planned"
+        to = "planned" if status == "running" else "cancelled"
+        closed = status != "running"
+        with self.engine.begin() as conn:
+            vals: dict = {"status": status}
+            if closed:
+                vals["finished_at"] = now
+            n = conn.execute(plans.update().where(plans.c.id == plan_id, plans.c.status == was).values(**vals)).rowcount
+            if n != 1:
+                return False
+            _move_actions(conn, plan_id, frm, to, event, detail, now, t)
+            if closed:
+                full = {"counts": _counts(conn, plan_id), **(summary or {})}
+                conn.execute(plans.update().where(plans.c.id == plan_id).values(summary=dumps(full)))
+                conn.execute(events.insert().values(plan_id=plan_id, event=f"plan_{status}", at=now, t=t,
+                                                    detail=dumps(full)))
+        return True
 
     def mark(self, plan_id: int, idx: int, status: str, *, event: str | None = None, t: float | None = None,
              before: dict | None = None, error: str | None = None, detail: str | None = None) -> None:
@@ -284,6 +351,27 @@ class Journal:
             q = q.where(events.c.plan_id == plan_id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _move_actions(conn, plan_id: int, frm: str, to: str, event: str, detail: str | None, now: float,
+                  t: float | None) -> int:
+    """Every action of the plan in status ``frm`` to ``to``, each with its event (three statements, any size)."""
+    idx = [int(r[0]) for r in conn.execute(sa.select(actions.c.idx).where(actions.c.plan_id == plan_id,
+                                                                         actions.c.status == frm))]
+    if idx:
+        vals: dict = {"status": to}
+        if to in TERMINAL:
+            vals["finished_at"] = now
+        conn.execute(actions.update().where(actions.c.plan_id == plan_id, actions.c.status == frm).values(**vals))
+        conn.execute(events.insert(), [{"plan_id": plan_id, "idx": i, "event": event, "at": now, "t": t,
+                                        "detail": detail} for i in idx])
+    return len(idx)
+
+
+def _counts(conn, plan_id: int) -> dict:
+    rows = conn.execute(sa.select(actions.c.status, sa.func.count()).where(actions.c.plan_id == plan_id)
+                        .group_by(actions.c.status)).all()
+    return {str(st): int(n) for st, n in rows}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,8 +95,11 @@ def _scenario_kind(name: str):
               help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the fault injection.")
 @click.option("--quiet", is_flag=True, help="Print only the final summary line.")
+@click.option("--max-plan-age", default=None, metavar="DURATION",
+              help="A plan older than this is not resumed after a restart (its remaining actions are cancelled). "
+                   "Default: no limit.")
 def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction, new_journal,
-        seed, quiet) -> None:
+        seed, quiet, max_plan_age) -> None:
     """Run the controller until --until (or SIGTERM, which finishes the running action and exits cleanly).
 
     \b
@@ -115,6 +118,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     say = (lambda *_: None) if quiet else click.echo
     interval_s = duration_option(interval, "--interval", positive=True)
     until_s = duration_option(until, "--until")
+    max_plan_age_s = duration_option(max_plan_age, "--max-plan-age", positive=True)
     kind, scen = _scenario_kind(scenario)
     if scen is not None and backend_name == "sim":
         from presplit.scenarios.build import scenario_trace
@@ -178,7 +182,8 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         if backend_name == "qemu" and until_s is not None:
             until_s = clock.now() + until_s
         loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
-                           dry_run=dry_run, source=profile.label, forecaster=_forecaster(policies, tick))
+                           dry_run=dry_run, source=profile.label, forecaster=_forecaster(policies, tick),
+                           max_plan_age_s=max_plan_age_s)
         stop_box["loop"] = loop
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
             f"({'dry run' if dry_run else 'applying'})")

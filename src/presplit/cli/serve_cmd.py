@@ -38,8 +38,11 @@ def _listen(text: str) -> tuple[str, int]:
               help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
 @click.option("--access-log", is_flag=True,
               help="Log one line per request to stderr: client, method, path, status, duration (never headers).")
+@click.option("--max-plan-age", default=None, metavar="DURATION",
+              help="Older plans are not approved (dry run: 409) nor resumed after a restart. "
+                   "Default: 3 ticks with --dry-run, else no limit.")
 def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_run, interval, pace, until, token_file,
-          open_reads, new_journal, access_log) -> None:
+          open_reads, new_journal, access_log, max_plan_age) -> None:
     """Run the controller and serve the API, /metrics and the dashboard until SIGTERM or Ctrl-C.
 
     \b
@@ -61,6 +64,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
     interval_s = duration_option(interval, "--interval", positive=True)
     until_s = duration_option(until, "--until")
     pace_s = duration_option(pace, "--pace")
+    max_plan_age_s = duration_option(max_plan_age, "--max-plan-age", positive=True)
     if profile_path:
         try:
             load_profile(profile_path)
@@ -94,7 +98,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
         raise click.BadParameter(str(exc), param_hint="'--token-file'") from None
     cfg = ServiceConfig(db=db, backend=backend_name, scenario=scenario, world=world, trace=trace,
                         profile_path=profile_path, dry_run=dry_run, interval_s=interval_s, until_s=until_s,
-                        pace_s=pace_s, new_journal=new_journal)
+                        pace_s=pace_s, new_journal=new_journal, max_plan_age_s=max_plan_age_s)
     if access_log:
         _log_to_stderr()
     app = create_app(cfg, auth=Auth(token, open_reads=open_reads), access_log=access_log)

@@ -7,7 +7,20 @@ import json
 import click
 
 
+def _recommended(journal) -> list[int]:
+    """Plans waiting for an operator's decision (dry run), oldest first."""
+    import sqlalchemy as sa
+
+    from presplit.apply.journal import plans
+
+    with journal.engine.connect() as conn:
+        return [int(r[0]) for r in conn.execute(sa.select(plans.c.id).where(plans.c.status == "recommended")
+                                                .order_by(plans.c.id))]
+
+
 def gather(db: str, plans_limit: int | None = 20) -> dict:
+    """What ``presplit state`` shows. ``open_plans``: plans being applied (``running``); ``recommended_plans``:
+    dry-run recommendations waiting for an operator (open too, but nothing runs until one is approved)."""
     from presplit.apply.journal import Journal
 
     journal = Journal(db, create=False)
@@ -17,7 +30,8 @@ def gather(db: str, plans_limit: int | None = 20) -> dict:
         return {"last_tick": journal.get_meta("last_tick"), "now": observed.get("now"),
                 "hosts": observed.get("hosts", []), "domains": observed.get("domains", []),
                 "guests": guests, "plans": journal.plans(plans_limit),
-                "open_plans": journal.open_plans(), "last_error": journal.get_meta("last_error"),
+                "open_plans": journal.open_plans(), "recommended_plans": _recommended(journal),
+                "last_error": journal.get_meta("last_error"),
                 "guests_unplaced": sum(1 for g in guests if g.get("status") == "pending"),
                 "store": journal.get_meta("store")}
     finally:
@@ -47,8 +61,11 @@ def state(db: str, json_path: str | None, plans_limit: int) -> None:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, default=str)
     console = Console()
+    open_parts = [f"{what}: {', '.join(map(str, ids))}" for what, ids in
+                  (("running", data["open_plans"]), ("recommended (awaiting approval)", data["recommended_plans"]))
+                  if ids]
     console.print(f"last tick t={data['last_tick']}, world observed at t={data['now']}; "
-                  f"open plans: {data['open_plans'] or 'none'}")
+                  f"open plans: {'; '.join(open_parts) or 'none'}", highlight=False, soft_wrap=True)
     err = data["last_error"]
     if err:
         console.print(f"[red]last error[/red] at tick t={err.get('tick')}: {err.get('error')}"

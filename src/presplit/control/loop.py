@@ -16,7 +16,9 @@ controller neither loses nor repeats a tick. Each tick:
    :class:`~presplit.plan.ordering.ActionPlan` under the profile's caps
    (a bad proposal is journaled as a failed tick and nothing is applied);
 4. the plan is journaled, then applied -- or, with ``dry_run``, only journaled
-   as ``recommended``;
+   as ``recommended``; with ``supersede`` too (``presplit serve --dry-run``),
+   the recommendations of the same source still waiting for an operator become
+   ``superseded`` in the same transaction, so only the newest is open;
 5. the tick and a summary of the observed state go to the journal's
    ``meta`` (what ``presplit state`` prints).
 
@@ -86,11 +88,12 @@ class ControlLoop:
     def __init__(self, backend, journal, clock, policies, limits, *, interval_s: float, until_s: float | None,
                  dry_run: bool = False, source: str = "", forecaster=None, summary_every: int = 1,
                  max_plan_age_s: float | None = None, check_invariants: bool = True,
-                 max_failed_ticks: int | None = None) -> None:
+                 max_failed_ticks: int | None = None, supersede: bool = False) -> None:
         self.backend, self.journal, self.clock = backend, journal, clock
         self.policies, self.limits = list(policies), limits
         self.interval, self.until = float(interval_s), until_s
         self.dry_run, self.source, self.forecaster = dry_run, source, forecaster
+        self.supersede = supersede  # dry run: a new recommendation closes the source's older open ones
         self.summary_every = summary_every
         self.max_plan_age_s = max_plan_age_s
         self.max_failed_ticks = max_failed_ticks
@@ -185,7 +188,8 @@ class ControlLoop:
                 self.journal.set_meta("last_error", {"tick": t, "error": str(exc)})
                 plan = None
             if plan is not None:
-                pid = self.journal.record_plan(plan, tick=t, dry_run=self.dry_run, source=self.source, last_tick=t)
+                pid = self.journal.record_plan(plan, tick=t, dry_run=self.dry_run, source=self.source, last_tick=t,
+                                               supersede=self.supersede)
                 report.plans += 1
                 report.actions += len(plan)
                 status = "recommended"

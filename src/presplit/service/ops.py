@@ -3,6 +3,10 @@
 Each function takes the :class:`~presplit.service.runner.Runner` and raises
 :class:`~presplit.service.runner.ServiceError` (422 with the field's location,
 404, 409) when the request does not fit the fleet or the plan.
+
+The one exception to "on the loop's thread": :func:`approve` runs on the API's
+thread and only records the decision (one conditional transaction); the loop's
+thread applies the approved plan between two ticks.
 """
 
 from __future__ import annotations
@@ -162,52 +166,91 @@ def _plan(runner, plan_id: int) -> dict:
     return row
 
 
-def approve(runner, plan_id: int, note: str | None):
-    """Apply a recommended plan through the applier (pre-conditions checked on the world as it is now)."""
+def _newest_recommended(runner, source) -> int | None:
     from presplit.apply.journal import plans
 
-    row = _plan(runner, plan_id)
-    if row["status"] != "recommended":
-        raise ServiceError(409, f"plan {plan_id} is {row['status']}; only recommended plans can be approved")
+    with runner.reader.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(plans.c.id)).where(plans.c.status == "recommended",
+                                                                    plans.c.source == source)).scalar()
+
+
+def why_not_approvable(runner, row: dict, now: float | None, max_age_s: float | None) -> str | None:
+    """Why a plan cannot be approved (the 409's message), or None: superseded, not recommended, or too old."""
+    pid, status = row["id"], row["status"]
+    if status == "superseded":
+        s = row.get("summary") or {}
+        newest = _newest_recommended(runner, row.get("source"))
+        at = s.get("superseded_at")
+        return (f"plan {pid} was superseded by plan {s.get('superseded_by')}"
+                + (f" at t={at:g}" if isinstance(at, (int, float)) else "")
+                + "; approve the newest recommendation" + (f" (plan {newest})" if newest is not None else ""))
+    if status != "recommended":
+        return f"plan {pid} is {status}; only recommended plans can be approved"
+    tick = float(row["tick"] or 0.0)
+    if max_age_s is not None and now is not None and now - tick > max_age_s:
+        return (f"plan {pid} was made at t={tick:g}, {now - tick:g} s ago, more than its max age of {max_age_s:g} s; "
+                "approve a newer recommendation, or reject this one")
+    return None
+
+
+def approve(runner, plan_id: int, note: str | None) -> str:
+    """Approve a recommended plan: it becomes ``running`` (its actions ``planned``) in one transaction, and the
+    loop's thread applies it between two ticks (:meth:`Runner.queue_approved`); the applier checks every
+    pre-condition then, on the world as it is. Refused (409, saying why) when the plan is superseded by a newer
+    recommendation, no longer recommended, or older than the loop's ``max_plan_age_s``.
+
+    Runs on the API's thread (the answer does not wait for a tick or for a plan being applied): the decision
+    is conditional on the plan still being recommended, so a newer recommendation, a reject or another
+    approval that comes first wins and this one is a 409.
+    """
     loop = runner.loop
     if loop is None:
         raise ServiceError(503, "the control loop is not running")
-    j = loop.journal
+    row = _plan(runner, plan_id)
+    max_age = loop.max_plan_age_s
+    why = why_not_approvable(runner, row, loop.clock.now(), max_age)
+    if why is not None:
+        raise ServiceError(409, why)
     detail = "approved" + (f": {note}" if note else "")
-    for a in j.actions_of(plan_id):
-        if a["status"] == "recommended":
-            j.mark(plan_id, a["idx"], "planned", event="approved", t=loop.clock.now(), detail=detail)
-    with j.engine.begin() as conn:
-        conn.execute(plans.update().where(plans.c.id == plan_id).values(status="running"))
-    result = loop.applier.run(plan_id)
-    runner.refresh_plan(plan_id)
-    return result.status
+    if not runner.reader.decide(plan_id, "running", event="approved", detail=detail, t=loop.clock.now()):
+        row = _plan(runner, plan_id)  # something came first: say what
+        raise ServiceError(409, why_not_approvable(runner, row, None, None)
+                           or f"plan {plan_id} changed while it was being approved; try again")
+    runner.queue_approved(plan_id)
+    return "running"
 
 
 def close_recommended(runner, plan_id: int, note: str | None, *, status: str) -> str:
-    """Reject (or cancel) a recommended plan: its actions are cancelled, nothing runs."""
+    """Reject (or cancel) a recommended plan: its actions are cancelled, nothing runs (one transaction)."""
     row = _plan(runner, plan_id)
+    verb = "rejected" if status == "rejected" else "cancelled"
     if row["status"] != "recommended":
-        verb = "rejected" if status == "rejected" else "cancelled"
         raise ServiceError(409, f"plan {plan_id} is {row['status']}; only recommended plans can be {verb} this way")
     j = runner.loop.journal if runner.loop is not None else runner.reader
-    event = "rejected" if status == "rejected" else "cancelled"
-    detail = event + (f": {note}" if note else "")
+    detail = verb + (f": {note}" if note else "")
     t = runner.loop.clock.now() if runner.loop is not None else None
-    n = 0
-    for a in j.actions_of(plan_id):
-        if a["status"] == "recommended":
-            j.mark(plan_id, a["idx"], "cancelled", event=event, t=t, detail=detail)
-            n += 1
-    j.finish_plan(plan_id, status, {"counts": {"cancelled": n}, "note": note})
+    if not j.decide(plan_id, status, event=verb, detail=detail, t=t, summary={"note": note}):
+        row = _plan(runner, plan_id)
+        raise ServiceError(409, f"plan {plan_id} is {row['status']}; only recommended plans can be {verb} this way")
     runner.refresh_plan(plan_id)
     return status
 
 
-def cancel_idle(runner, plan_id: int, note: str | None) -> str:
+def cancel_idle(runner, plan_id: int, note: str | None, *, withdrawn: bool = False) -> str:
+    """Cancel a plan nobody is applying: a recommended one (closed as ``cancelled``), or an approved one that was
+    still waiting for the loop (``withdrawn`` from the runner's queue by the route): its actions are cancelled."""
     row = _plan(runner, plan_id)
     if row["status"] == "recommended":
         return close_recommended(runner, plan_id, note, status="cancelled")
+    if row["status"] == "running" and withdrawn:
+        j = runner.loop.journal if runner.loop is not None else runner.reader
+        detail = "cancelled before it started" + (f": {note}" if note else "")
+        t = runner.loop.clock.now() if runner.loop is not None else None
+        if j.decide(plan_id, "cancelled", event="cancelled", detail=detail, t=t, was="running",
+                    summary={"note": note}):
+            runner.refresh_plan(plan_id)
+            return "cancelled"
+        row = _plan(runner, plan_id)
     if row["status"] == "running":
         raise ServiceError(409, f"plan {plan_id} is running but not being applied by this controller "
                                 "(it is reconciled when a controller starts)")

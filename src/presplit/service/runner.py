@@ -14,6 +14,12 @@ the next one), never in the middle of a plan; the caller gets a
 :class:`concurrent.futures.Future`. Cancelling the plan being applied is the
 one exception: it goes straight to the applier (:meth:`ServiceApplier.cancel_plan`).
 
+An approved recommendation (dry run) is recorded by the API's thread and
+queued (:meth:`Runner.queue_approved`); the loop's thread applies the queued
+plans one at a time between two ticks, running the commands that came
+meanwhile between two plans, so the approval is answered at once and a
+cancel of a queued plan takes it out of the queue (:meth:`Runner.withdraw_approved`).
+
 After every tick and every command the thread builds a new
 :class:`~presplit.service.views.Snapshot` (what the read endpoints serve),
 records a history frame for the charts, folds newly finished actions into the
@@ -29,7 +35,7 @@ import socket
 import threading
 import time
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +140,14 @@ class ServiceApplier(Applier):
             self._cancel.set()
             return True
 
+    def reserve(self, plan_id: int | None) -> None:
+        """Mark ``plan_id`` as the plan being applied before :meth:`run` starts (None: release it), so a cancel
+        that comes in between is not lost."""
+        with self._lock:
+            self.current = plan_id
+            if plan_id is None and not self.stopping.is_set():
+                self._cancel.clear()
+
 
 class ServiceLoop(ControlLoop):
     def __init__(self, *a, runner: "Runner", **kw) -> None:
@@ -175,6 +189,7 @@ class ServiceConfig:
     timeline: int = 500
     state_dir: str | None = None         # where the demo scenario is written (default: beside the world)
     new_journal: bool = False            # discard the journal's history and move the world store aside
+    max_plan_age_s: float | None = None  # None: 3 ticks in dry run (approvals of older plans are refused), else none
     extra: dict = field(default_factory=dict)
 
 
@@ -209,6 +224,9 @@ class Runner:
         self.route_cache: dict = {}
         self.revive = threading.Event()  # set by a new profile while the loop is down after an error
         self._draining = False
+        self._approved: deque[int] = deque()  # approved plans waiting for the loop's thread (queue_approved)
+        self._approved_lock = threading.Lock()
+        self._applying = False
         self.thread = threading.Thread(target=self._main, name="presplit-loop", daemon=True)
         self.lock = threading.Lock()
 
@@ -333,9 +351,10 @@ class Runner:
         until = cfg.until_s
         if cfg.backend == "qemu" and until is not None:
             until = clock.now() + until
+        max_age = cfg.max_plan_age_s if cfg.max_plan_age_s is not None else 3 * tick if cfg.dry_run else None
         self.loop = ServiceLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until,
                                 dry_run=cfg.dry_run, source=profile.label, forecaster=self._forecaster,
-                                runner=self)
+                                max_plan_age_s=max_age, supersede=cfg.dry_run, runner=self)
         self._ingest_plans(initial=True)
 
     def _scenario(self):
@@ -379,6 +398,84 @@ class Runner:
         return fut
 
     def drain(self) -> None:
+        """Run the queued commands, then apply the approved plans (on the loop's thread, between two ticks)."""
+        self._run_commands()
+        self._apply_approved()
+
+    # ------------------------------------------------------------ approved plans (dry run)
+    def queue_approved(self, plan_id: int) -> None:
+        """A plan just approved (journaled ``running``): the loop's thread applies it at its next chance."""
+        with self._approved_lock:
+            self._approved.append(plan_id)
+        self.wake.set()
+
+    def withdraw_approved(self, plan_id: int) -> bool:
+        """Take an approved plan out of the queue before the loop starts it; False if it is not waiting there."""
+        with self._approved_lock:
+            if plan_id in self._approved:
+                self._approved.remove(plan_id)
+                return True
+        return False
+
+    def _next_approved(self) -> int | None:
+        loop = self.loop
+        with self._approved_lock:
+            if not self._approved:
+                return None
+            pid = self._approved.popleft()
+            loop.applier.reserve(pid)  # from here a cancel reaches the applier, not the (empty) queue
+        return pid
+
+    def _apply_approved(self) -> None:
+        """Apply the queued approved plans one at a time; the commands that came meanwhile run between two plans.
+
+        The plan runs as a tick's plan does: the clock waits without running commands (never in the middle of
+        a plan), a cancel goes straight to the applier. A plan no longer ``running`` (reconciled meanwhile) is
+        skipped; one the stop request catches before it starts stays ``running`` for the next start's
+        reconciliation.
+        """
+        loop = self.loop
+        if loop is None or self._applying or self._draining:
+            return
+        from presplit.service.routes.common import plan_row
+
+        while not self.stopped.is_set() and not loop.stopping.is_set():
+            pid = self._next_approved()
+            if pid is None:
+                return
+            clock = loop.clock
+            between = getattr(clock, "between_ticks", None)
+            self._applying = self._draining = True  # a drain from inside the plan (a clock wait) does nothing
+            try:
+                if between is not None:
+                    clock.between_ticks = False
+                row = plan_row(self.reader, pid)
+                if row is not None and row["status"] == "running" and not loop.stopping.is_set():
+                    loop.applier.run(pid)
+            except Exception as exc:  # noqa: BLE001 - journaled; the plan is reconciled so nothing is left half-done
+                log.exception("applying approved plan %s failed", pid)
+                try:
+                    loop.journal.record_event("command_failed", t=clock.now(),
+                                              detail=f"applying approved plan {pid}: "
+                                                     + "".join(traceback.format_exception(exc)))
+                    from presplit.apply.reconcile import reconcile
+
+                    reconcile(loop.applier, max_age_s=loop.max_plan_age_s)
+                except Exception:  # noqa: BLE001
+                    log.exception("could not journal or reconcile approved plan %s", pid)
+            finally:
+                loop.applier.reserve(None)
+                self._applying = self._draining = False
+                if between is not None:
+                    clock.between_ticks = between
+            try:
+                self.refresh_plan(pid)
+                self.refresh()
+            except Exception:  # noqa: BLE001
+                log.exception("refresh after approved plan %s failed", pid)
+            self._run_commands()
+
+    def _run_commands(self) -> None:
         """Run the queued commands (on the loop's thread), refresh the snapshot, then answer the callers."""
         if self._draining:
             return

@@ -3,7 +3,8 @@
 Every route here needs the bearer token (checked before the body is read, by
 ``WriteRoute``: 401 and nothing changes; then the body's size, content type
 and numbers: 413, 415, 422). The change itself runs on the control loop's
-thread between two ticks; the response comes when it is done.
+thread between two ticks; the response comes when it is done -- except an approval (dry run): it is
+recorded at once (202) and the loop applies the plan between two ticks; poll ``GET /api/plans/{id}``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from presplit.service import ops
 from presplit.service import schemas as S
 from presplit.service.auth import read_access, require_token
-from presplit.service.routes.common import (ERRORS, WRITE_ERRORS, WriteRoute, json_bytes, plan_model, plan_row,
-                                           runner_of, wait)
+from presplit.service.routes.common import (ERRORS, WRITE_ERRORS, WriteRoute, as_http, json_bytes, plan_model,
+                                           plan_row, runner_of, wait)
+from presplit.service.runner import ServiceError
 
 router = APIRouter(prefix="/api", tags=["control"])
 # WriteRoute checks the token before the body is read, then the body's size and its numbers (finite only).
@@ -87,14 +89,30 @@ def _check_id(plan_id: int) -> None:
         raise HTTPException(404, f"no plan {plan_id}")
 
 
-@writes.post("/plans/{plan_id}/approve", response_model=S.Plan, responses=ERRORS,
-             summary="Approve a recommended plan (dry-run mode): the applier runs it now")
+@writes.post("/plans/{plan_id}/approve", response_model=S.Plan, status_code=202, responses=ERRORS,
+             summary="Approve a recommended plan (dry-run mode): 202 at once, the loop applies it between two ticks "
+                     "(poll GET /api/plans/{id}); 409 when it is superseded, not recommended, or too old")
 async def approve(request: Request, plan_id: int, body: S.Decision | None = Body(None)):
     _check_id(plan_id)
     runner = runner_of(request)
     note = body.note if body else None
-    await wait(runner.submit(lambda: ops.approve(runner, plan_id, note)), timeout=300)
+    try:
+        await asyncio.to_thread(ops.approve, runner, plan_id, note)  # records the decision only; no tick waited for
+    except ServiceError as exc:
+        raise as_http(exc) from None
+    except Exception as exc:  # a bug: journaled as the commands' are, then a 500
+        await asyncio.to_thread(_command_failed, runner, exc)
+        raise
     return await _plan_after(request, plan_id)
+
+
+def _command_failed(runner, exc: BaseException) -> None:
+    import traceback
+
+    try:
+        runner.reader.record_event("command_failed", detail="".join(traceback.format_exception(exc)))
+    except Exception:  # noqa: BLE001 - the journal failing too: the 500 still goes out
+        pass
 
 
 @writes.post("/plans/{plan_id}/reject", response_model=S.Plan, responses=ERRORS,
@@ -114,6 +132,9 @@ async def cancel(request: Request, plan_id: int, body: S.Decision | None = Body(
     runner = runner_of(request)
     note = body.note if body else None
     loop = runner.loop
+    if runner.withdraw_approved(plan_id):  # approved, still waiting for the loop: it never starts
+        await wait(runner.submit(lambda: ops.cancel_idle(runner, plan_id, note, withdrawn=True)))
+        return await _plan_after(request, plan_id)
     if loop is not None and loop.applier.cancel_plan(plan_id):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
