@@ -105,6 +105,9 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
         raise click.UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(names())}")
     client = None
     if scheduler:
+        from presplit.extras import require
+
+        require("cluster", "distributed")
         from distributed import Client
 
         client = Client(scheduler)

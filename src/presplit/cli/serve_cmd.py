@@ -51,6 +51,9 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
       presplit serve --scenario bighost-patch --token-file token.txt --listen 0.0.0.0:8080 --dry-run
     Then open http://127.0.0.1:8080/ (dashboard), /openapi.json, /metrics.
     """
+    from presplit.extras import require
+
+    require("service", "fastapi", "uvicorn", "prometheus_client")
     import uvicorn
 
     from presplit.backends.base import BackendError, backend_factory

@@ -57,6 +57,9 @@ class GlobalGBM:
 
     def fit(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
             ctx: Context) -> "GlobalGBM":
+        from presplit.extras import require
+
+        require("forecast", "lightgbm")
         import lightgbm as lgb  # heavy; only when this model is used
 
         self.horizon, self.levels = horizon, tuple(quantiles)

@@ -14,6 +14,9 @@ LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
 def _figure(n: int):
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -90,6 +90,9 @@ class StackedQuantile:
 
     def fit(self, history: np.ndarray, horizon: int, quantiles: Sequence[float],
             ctx: Context) -> "StackedQuantile":
+        from presplit.extras import require
+
+        require("forecast", "lightgbm")
         import lightgbm as lgb  # heavy; only when this model is used
 
         y = check_request(self.name, history, horizon, quantiles, self.min_steps(ctx))

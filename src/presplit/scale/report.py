@@ -68,6 +68,9 @@ class ReportError(InputError):
 
 def load_results(path: Path) -> list[dict]:
     """Rows of a sweep results file, in file order."""
+    from presplit.extras import require
+
+    require("report", "pyarrow")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -191,6 +194,9 @@ def table_html(rows: Sequence[dict], keys: Sequence[str], cols: Sequence[str], *
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -206,6 +212,9 @@ def _runs_and_traces(rows: Sequence[dict]) -> tuple[list[str], list[str]]:
 
 def fig_metrics(rows: Sequence[dict]) -> str:
     """Energy, SLAV and migrations per run, one bar per trace."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib.pyplot as plt
 
     runs, traces = _runs_and_traces(rows)
@@ -229,6 +238,9 @@ def fig_metrics(rows: Sequence[dict]) -> str:
 
 def fig_active_hosts(rows: Sequence[dict]) -> str:
     """Active hosts after every tick, one panel per trace, one line per run."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib.pyplot as plt
 
     runs, traces = _runs_and_traces(rows)
@@ -253,6 +265,9 @@ def fig_active_hosts(rows: Sequence[dict]) -> str:
 
 def fig_migrations_per_guest(rows: Sequence[dict]) -> str:
     """Distribution of migrations per guest per run (all traces pooled)."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib.pyplot as plt
 
     runs, _ = _runs_and_traces(rows)
@@ -290,6 +305,9 @@ tbody tr:hover{background:#fff8c5}.scroll{overflow-x:auto}img{max-width:100%;hei
 
 def build_report(rows: Sequence[dict], *, source: str, reference: Sequence[dict] | None = None) -> str:
     """The HTML text of the report for ``rows`` (as :func:`load_results` returns them)."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
     import matplotlib
 
     matplotlib.use("Agg", force=True)

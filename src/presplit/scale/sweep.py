@@ -314,6 +314,9 @@ def execute(spec: RunSpec) -> dict:
 
 
 def _schema():
+    from presplit.extras import require
+
+    require("cluster", "pyarrow")
     import pyarrow as pa
 
     f64, i64 = pa.float64(), pa.int64()
@@ -329,6 +332,9 @@ def _schema():
 
 
 def rows_to_table(rows: Sequence[dict]):
+    from presplit.extras import require
+
+    require("cluster", "pyarrow")
     import pyarrow as pa
 
     schema = _schema()
@@ -357,6 +363,9 @@ class ResultStore:
             raise SweepError(f"--out {self.out} is a folder; expected a .parquet file name")
 
     def _read(self, path: Path):
+        from presplit.extras import require
+
+        require("cluster", "pyarrow")
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -385,6 +394,9 @@ class ResultStore:
 
     def save(self, row: dict) -> None:
         """Write one run's row as its own file, atomically (a kill leaves no partial part)."""
+        from presplit.extras import require
+
+        require("cluster", "pyarrow")
         import pyarrow.parquet as pq
 
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -396,6 +408,9 @@ class ResultStore:
 
     def merge(self) -> int:
         """Fold the parts into ``out`` (sorted by key, one row per key); returns the row count."""
+        from presplit.extras import require
+
+        require("cluster", "pyarrow")
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -492,6 +507,9 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, *, scheduler: str | None = No
 def _run_dask(pending: Sequence[RunSpec], record: Callable, *, scheduler: str | None, workers: int) -> None:
     import logging
 
+    from presplit.extras import require
+
+    require("cluster", "distributed")
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None

@@ -236,6 +236,9 @@ def _write_planetlab(folder: Path, wl: Workload) -> None:
 
 def _write_long_table(path: Path, wl: Workload) -> None:
     """Bitbrains long columns that :func:`presplit.traces.read_long_table` reads back to ``wl``."""
+    from presplit.extras import require
+
+    require("parquet", "pyarrow")
     import pyarrow as pa
     import pyarrow.parquet as pq
 

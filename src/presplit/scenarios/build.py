@@ -23,6 +23,7 @@ Guests from a trace (one feed; several feeds are concatenated):
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,7 +81,8 @@ def _trace_error(scenario: Scenario, feed: GuestFeed, path, reason: str, *, from
     written = feed.trace_as_written or ""
     if not from_option and "${PRESPLIT_DATA" in written:
         below = written.split("}", 1)[1] if "}" in written else ""
-        hint = f"set PRESPLIT_DATA to the folder holding {below.lstrip('/') or 'it'} (it is not bundled)"
+        hint = (f"set PRESPLIT_DATA to the folder holding {below.lstrip('/') or 'it'}"
+                + (", or unset it to use the bundled copy" if os.environ.get("PRESPLIT_DATA") else ""))
     return ScenarioTraceError(scenario.name, path, reason, from_option=from_option,
                               file=feed.declared_in or scenario.path, key=feed.key, hint=hint)
 

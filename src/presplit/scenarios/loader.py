@@ -231,7 +231,8 @@ def _absolutise_traces(data: dict, path: Path) -> None:
     feeds = data.get("guests")
     for feed in feeds if isinstance(feeds, list) else [feeds] if isinstance(feeds, dict) else []:
         if isinstance(feed, dict) and isinstance(feed.get("trace"), str):
-            text = _VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), feed["trace"])
+            # As the shell's ${VAR:-default}: the default when VAR is unset or empty.
+            text = _VAR.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", feed["trace"])
             trace = Path(os.path.expanduser(text))
             feed.setdefault("_trace_as_written", feed["trace"])
             feed["trace"] = str(trace if trace.is_absolute() else (path.parent / trace).resolve())

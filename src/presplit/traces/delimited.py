@@ -16,6 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from presplit.extras import require
+
+require("parquet", "pyarrow")  # before pyarrow: a missing extra is one line, not a traceback
 import pyarrow as pa
 import pyarrow.csv as pacsv
 

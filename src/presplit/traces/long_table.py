@@ -13,6 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from presplit.extras import require
+
+require("parquet", "pyarrow")  # before pyarrow: a missing extra is one line, not a traceback
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
