@@ -128,10 +128,6 @@ class Journal:
             from presplit.extras import require
 
             require("postgres", "psycopg")  # SQLAlchemy imports the driver in create_engine
-        if self.is_postgres:
-            from presplit.extras import require
-
-            require("postgres", "psycopg")  # SQLAlchemy imports the driver in create_engine
         try:
             self.engine = sa.create_engine(self.url, **kw)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
