@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -22,9 +21,10 @@ def bench() -> None:
               help="Trace whose series the guests replay (resampled). Default: the bundled PlanetLab day 20110303.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic fleet.")
 @click.option("--io", is_flag=True, help="Services carry guest IO and guests do IO, so the IO steps run too.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also write the figures as one JSON object. Example: --json tick.json")
-def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_out: Path | None) -> None:
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE|-",
+              help="Also write the figures as one JSON object; '-' writes it to stdout instead of the line. "
+                   "Example: --json tick.json")
+def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_out: str | None) -> None:
     """Time forecast + propose + order of one control tick of the presplit policy.
 
     Builds a running fleet of N guests on M hosts whose demand replays real
@@ -36,11 +36,11 @@ def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_
     """
     from importlib.resources import files
 
-    from presplit.cli.simulate_cmd import check_output_file, check_seed, load_user_trace
+    from presplit.cli.simulate_cmd import check_json_file, check_seed, is_stdout, load_user_trace, write_json
     from presplit.errors import InputError
     from presplit.scale.tick import build_fleet, measure_tick
 
-    check_output_file(json_out, "--json")  # before the (long) measurement
+    check_json_file(json_out)  # before the (long) measurement
     check_seed(seed)
     source_path = trace or Path(str(files("presplit") / "data" / "planetlab" / "20110303"))
     source = load_user_trace(source_path, "--from-trace")
@@ -51,7 +51,8 @@ def tick(guests: int, hosts: int, trace: Path | None, seed: int, io: bool, json_
     cost = measure_tick(state, workload)
     row = cost.as_dict()
     keys = ("guests", "hosts", "tick_s", "forecast_s", "propose_s", "order_s", "peak_rss_mb")
-    click.echo("  ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)
-               + f"  actions={row['actions']}")
+    if not is_stdout(json_out):
+        click.echo("  ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)
+                   + f"  actions={row['actions']}")
     if json_out:
-        json_out.write_text(json.dumps({k: row[k] for k in (*keys, "actions")}, indent=2))
+        write_json(json_out, {k: row[k] for k in (*keys, "actions")})

@@ -15,8 +15,9 @@ DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_
                "outage_s", "patch_windows_total", "patch_windows_met", "splits", "merges", "max_migrations_per_guest",
                "io_shortfall", "io_slatah", "service_changes")
 INT_KEYS = {"migrations", "intra_host_moves", "cross_host_migrations", "patch_windows_total", "patch_windows_met",
-            "splits", "merges", "max_migrations_per_guest", "service_changes"}
-ALL_KEYS = (*METRIC_KEYS, *DOMAIN_KEYS)
+            "splits", "merges", "max_migrations_per_guest", "service_changes", "refused_actions", "boots",
+            "guests_unplaced"}
+ALL_KEYS = tuple(dict.fromkeys((*METRIC_KEYS, *DOMAIN_KEYS)))
 
 
 def check_domain_policies(policies: Sequence[str], scenario_name: str) -> list[str]:
@@ -58,7 +59,7 @@ def clean(row: dict) -> dict:
     for key in ALL_KEYS:
         value = row.get(key, float("nan"))  # a key the CloudSim runner adds later and we do not know yet
         value = value.item() if hasattr(value, "item") else value
-        out[key] = int(value) if key in INT_KEYS else float(value)
+        out[key] = value if isinstance(value, str) else int(value) if key in INT_KEYS else float(value)
     return out
 
 
@@ -70,37 +71,55 @@ def _one(args) -> dict:
     return clean(row)
 
 
-def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: int, jobs: int) -> list[dict]:
+def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: int, jobs: int,
+                    *, progress: bool = True) -> list[dict]:
     """One row per policy. Errors about the trace are :class:`ScenarioTraceError` (an InputError): its
     ``from_option`` says whether the path was the user's --trace or the scenario's own, and the message
-    names the one it was."""
+    names the one it was. A progress bar goes to stderr when it is a terminal."""
+    from presplit.cli.simulate_cmd import progress_bar
     from presplit.scenarios.build import scenario_trace
 
     scenario_trace(scenario, trace)  # a missing trace fails before any worker starts
     tasks = [(scenario, p, trace, seed) for p in policies]
-    if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            return list(pool.map(_one, tasks))
-    return [_one(t) for t in tasks]
+    rows: list[dict] = []
+    with progress_bar(enabled=progress) as bar:
+        task = bar.add_task(f"simulating {scenario.name}", total=len(tasks), last="")
+
+        def done(row: dict) -> None:
+            rows.append(row)
+            bar.update(task, advance=1, last=row["policy"])
+
+        if jobs > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+                for row in pool.map(_one, tasks):
+                    done(row)
+        else:
+            for t in tasks:
+                done(_one(t))
+    return rows
 
 
 def render_domain_table(rows: Sequence[dict]):
     from rich.table import Table
 
-    table = Table(caption="Domain engine. SLATAH, PDM and overall SLA violation: CloudSim's ratio-of-sums, in "
-                          "percent; downtime in guest-seconds; windows met/total; moves = intra-host re-pins, "
-                          "migr = cross-host live migrations; io_short = disk and network IO the domains' "
-                          "services could not carry, in percent; svc = service set changes.", caption_justify="left")
-    cols = ["trace", "policy", "energy_kwh", "E/bound", "slatah", "pdm", "overall_sla_violation", "moves", "migr",
-            "max/guest", "fabric_gb", "downtime_s", "windows", "splits", "merges", "io_short", "svc", "wall_s"]
+    table = Table(caption="Domain engine. SLATAH, PDM and overall SLA violation: CloudSim's ratio-of-sums; "
+                          "moves = intra-host re-pins, migr = cross-host live migrations; IO short = disk and network "
+                          "IO the domains' services could not carry; svc = service set changes.",
+                  caption_justify="left")
+    cols = ["trace", "policy", "energy (kWh)", "E/bound (x)", "SLATAH (%)", "PDM (%)", "overall SLA (%)", "moves",
+            "migr", "max migr/guest", "fabric (GB)", "downtime (guest-s)", "windows (met/total)", "splits",
+            "merges", "IO short (%)", "svc", "wall (s)"]
     for c in cols:
-        table.add_column(c, justify="left" if c in ("trace", "policy") else "right", no_wrap=True)
+        if c in ("trace", "policy"):
+            table.add_column(c, justify="left", overflow="fold")
+        else:
+            table.add_column(c, justify="right", no_wrap=True, min_width=max(len(w) for w in c.split()))
     for r in rows:
         table.add_row(r["trace"], r["policy"], f"{r['energy_kwh']:.1f}", f"{r['energy_over_bound']:.3f}",
-                      f"{r['slatah'] * 100:.3g} %", f"{r['pdm'] * 100:.3g} %",
-                      f"{r['overall_sla_violation'] * 100:.3g} %", f"{r['intra_host_moves']:,}",
+                      f"{r['slatah'] * 100:.3g}", f"{r['pdm'] * 100:.3g}",
+                      f"{r['overall_sla_violation'] * 100:.3g}", f"{r['intra_host_moves']:,}",
                       f"{r['cross_host_migrations']:,}", str(r["max_migrations_per_guest"]), f"{r['fabric_gb']:,.0f}",
                       f"{r['guest_downtime_s']:,.1f}", f"{r['patch_windows_met']}/{r['patch_windows_total']}",
-                      str(r["splits"]), str(r["merges"]), f"{r['io_shortfall'] * 100:.3g} %",
+                      str(r["splits"]), str(r["merges"]), f"{r['io_shortfall'] * 100:.3g}",
                       f"{r['service_changes']:,}", f"{r['wall_s']:.2f}")
     return table

@@ -28,8 +28,12 @@ def fleet() -> None:
               help="Largest circular time shift, in trace steps, either way.")
 @click.option("--jitter", type=float, default=0.05, show_default=True, metavar="SIGMA",
               help="Standard deviation of the per-sample multiplicative noise.")
+@click.option("--json", "json_path", type=click.Path(allow_dash=True), default=None,
+              metavar="FILE|-",
+              help="Also write what was generated (out and the manifest: guests, hosts, steps, seed, ...) as JSON; "
+                   "'-' writes it to stdout instead of the summary line. Example: --json -")
 def generate(guests: int, hosts: int, source: str, seed: int, out: Path | None, max_shift: int,
-             jitter: float) -> None:
+             jitter: float, json_path: str | None) -> None:
     """Resample whole real guest series (with a small time shift and jitter) into a scenario folder.
 
     The folder holds manifest.json (hosts, guests, seed), the trace (a PlanetLab
@@ -40,7 +44,7 @@ def generate(guests: int, hosts: int, source: str, seed: int, out: Path | None, 
     Example:
       presplit fleet generate --guests 5000 --hosts 4000 --from-trace data/planetlab/20110303 --seed 1
     """
-    from presplit.cli.simulate_cmd import load_user_trace
+    from presplit.cli.simulate_cmd import check_json_file, is_stdout, load_user_trace, write_json
     from presplit.errors import InputError
     from presplit.scale.synthetic import check_fleet, check_output_folder, resample, write_scenario
 
@@ -52,11 +56,15 @@ def generate(guests: int, hosts: int, source: str, seed: int, out: Path | None, 
         raise InputError(f"--seed: expected a seed >= 0, got {seed}")
     out = out or Path(f"fleet-{guests}g-{hosts}h-s{seed}")
     check_output_folder(out)
+    check_json_file(json_path)
     workload = load_user_trace(source, "--from-trace")
     # FleetError (an InputError) names the option or the guest and what was expected; nothing is written.
     check_fleet(workload, guests, hosts, source_path=source)
     result = resample(workload, guests, seed=seed, max_shift=max_shift, jitter=jitter)
     manifest = write_scenario(out, result, workload, hosts=hosts, seed=seed, source_path=source,
                               max_shift=max_shift, jitter=jitter)
-    click.echo(f"wrote {manifest['guests']} guests x {manifest['steps']} steps for {manifest['hosts']} hosts "
-               f"({manifest['trace_format']}) to {out}")
+    line = (f"wrote {manifest['guests']} guests x {manifest['steps']} steps for {manifest['hosts']} hosts "
+            f"({manifest['trace_format']}) to {out}")
+    click.echo(line, err=is_stdout(json_path))
+    if json_path is not None:
+        write_json(json_path, {"out": str(out), **manifest})

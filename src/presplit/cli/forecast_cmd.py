@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -67,6 +66,15 @@ def _fmt(v) -> str:
 COLUMNS = ("model", "mae", "mase", "pinball_0.5", "pinball_0.9", "pinball_0.95", "pinball_0.99",
            "coverage_80", "coverage_95", "overload_recall", "false_alarms_per_day", "lead_time_min",
            "fit_series_per_s", "predict_series_per_s", "series_per_s")
+"""The JSON keys of the printed columns, in order (the JSON has every key of the results)."""
+
+
+def headers(unit: str) -> list[str]:
+    """The printed column titles, with units; ``unit`` is the series' (e.g. "fraction of capacity")."""
+    u = "frac" if unit == "fraction of capacity" else unit
+    return ["model", f"mae ({u})", "mase (ratio)", f"pinball_0.5 ({u})", f"pinball_0.9 ({u})", f"pinball_0.95 ({u})",
+            f"pinball_0.99 ({u})", "coverage_80 (frac)", "coverage_95 (frac)", "overload_recall (frac)",
+            "false_alarms (/day)", "lead_time (min)", "fit (series/s)", "predict (series/s)", "all (series/s)"]
 
 
 @forecast.command()
@@ -81,18 +89,20 @@ COLUMNS = ("model", "mae", "mase", "pinball_0.5", "pinball_0.9", "pinball_0.95",
 @click.option("--threshold", default=0.8, show_default=True, type=float, help="overload threshold")
 @click.option("--lead", "lead", default="15min", show_default=True, help="minimum warning time L")
 @click.option("--guests", default=None, type=click.IntRange(min=1), help="only the first N guests (quick runs)")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write results as JSON")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE|-",
+              help="write results as JSON ('-': to stdout, instead of the table)")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="also save a PNG of the first model's forecasts")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786): shard each forecast over its workers")
 def backtest(trace, resource, horizon, models, history, start, step, refit, threshold, lead,
              guests, json_path, plot_path, scheduler) -> None:
     """Rolling-origin evaluation of forecasting models on a trace."""
-    from presplit.cli.simulate_cmd import check_output_file
+    from presplit.cli.simulate_cmd import check_json_file, check_output_file, is_stdout, progress_bar, write_json
     from presplit.forecast import names
     from presplit.forecast.backtest import BacktestSpec, backtest as run
 
-    check_output_file(json_path, "--json")  # before the (long) backtest
+    check_json_file(json_path)  # before the (long) backtest
+    table_out = not is_stdout(json_path)  # with --json - only the JSON goes to stdout
     check_output_file(plot_path, "--plot")
     if horizon <= 0:
         raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
@@ -128,21 +138,31 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
         click.echo(f"{w.name} {res} ({unit}): {y.shape[0]} series x {y.shape[1]} steps of "
                    f"{ctx.interval_s} s; history {spec.history}, first origin {spec.first_origin}, "
                    f"step {spec.step}, refit {spec.refit}, horizon {spec.horizon}", err=True)
-        try:
-            origins, results = run(y, chosen, spec, ctx, client=client,
-                                   progress=lambda n: click.echo(f"  running {n}", err=True))
-        except ForecastError as e:
-            raise click.ClickException(str(e)) from None
-        click.echo(f"\n{w.name} / {res}: {len(origins)} origins")
-        click.echo("  ".join(f"{c:>12}" if i else f"{c:<30}" for i, c in enumerate(COLUMNS)))
+        with progress_bar() as bar:
+            task = bar.add_task(f"backtest {res}", total=len(chosen), last="")
+            started: list[str] = []
+
+            def progress(name: str) -> None:
+                bar.update(task, completed=len(started), last=name)
+                started.append(name)
+
+            try:
+                origins, results = run(y, chosen, spec, ctx, client=client, progress=progress)
+            except ForecastError as e:
+                raise click.ClickException(str(e)) from None
+        titles = headers(unit)
+        widths = [30] + [max(12, len(t)) for t in titles[1:]]
+        say = click.echo if table_out else (lambda *_a, **_k: None)
+        say(f"\n{w.name} / {res}: {len(origins)} origins")
+        say("  ".join(f"{t:>{n}}" if i else f"{t:<{n}}" for i, (t, n) in enumerate(zip(titles, widths))))
         for r in results:
             row = {"trace": w.name, "resource": res, **r.row()}
             rows.append(row)
             if r.skipped:
-                click.echo(f"{r.model:<30}  skipped: {r.skipped}")
+                say(f"{r.model:<30}  skipped: {r.skipped}")
                 continue
-            click.echo("  ".join(f"{_fmt(row.get(c, float('nan'))):>12}" if i else f"{r.model:<30}"
-                                 for i, c in enumerate(COLUMNS)))
+            say("  ".join(f"{_fmt(row.get(c, float('nan'))):>{n}}" if i else f"{r.model:<{n}}"
+                          for i, (c, n) in enumerate(zip(COLUMNS, widths))))
         if plot_path:
             from presplit.forecast.plot import plot_backtest
 
@@ -155,8 +175,7 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
     if json_path:
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                  for r in rows]
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(clean, fh, indent=1)
+        write_json(json_path, clean, indent=1)
 
 
 @forecast.command()
@@ -171,7 +190,7 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file")
 def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None:
     """Save a PNG of a few guests' history, forecast and 80/95 % intervals."""
-    from presplit.cli.simulate_cmd import check_output_file
+    from presplit.cli.simulate_cmd import check_output_file, progress_bar
     from presplit.forecast import create
     from presplit.forecast.plot import plot_forecast
 
@@ -182,13 +201,16 @@ def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None
         model = create(model_name)
     except ForecastError as e:
         raise click.UsageError(str(e)) from None
-    w, y, unit, ctx = load_series(trace, resource)
-    origin = parse_steps(at, ctx.interval_s, "--at") if at else (3 * y.shape[1]) // 4
-    lo = max(0, origin - parse_steps(history, ctx.interval_s, "--history")) if history else 0
-    try:
-        plot_forecast(out, model, y, lo, origin, horizon, ctx, guests, title=f"{w.name} {resource} ({unit})")
-    except ForecastError as e:
-        raise click.ClickException(str(e)) from None
+    with progress_bar(counts=False) as bar:
+        task = bar.add_task("loading the trace", total=None, last=str(trace))
+        w, y, unit, ctx = load_series(trace, resource)
+        origin = parse_steps(at, ctx.interval_s, "--at") if at else (3 * y.shape[1]) // 4
+        lo = max(0, origin - parse_steps(history, ctx.interval_s, "--history")) if history else 0
+        bar.update(task, description=f"fitting {model_name} and drawing", last=f"{y.shape[0]} series")
+        try:
+            plot_forecast(out, model, y, lo, origin, horizon, ctx, guests, title=f"{w.name} {resource} ({unit})")
+        except ForecastError as e:
+            raise click.ClickException(str(e)) from None
     click.echo(f"plot written to {out}")
 
 

@@ -95,6 +95,7 @@ SUBCOMMANDS = (
     ("presplit.cli.sweep_cmd", "sweep"),
     ("presplit.cli.report_cmd", "report"),
     ("presplit.cli.bench_cmd", "bench"),
+    ("presplit.cli.policies_cmd", "policies"),
 )
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from presplit.cli.policies_cmd import POLICY_HELP
+
 DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2", "lr-mu:1.2", "npa", "presplit")
 """The baselines of the CloudSim reference runs, plus the non-power-aware one."""
 
@@ -79,14 +81,9 @@ def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple[int
     results: list[dict | None] = [None] * len(tasks)
     jobs = max(1, min(jobs, len(tasks)))
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     bar = None
     if progress and len(tasks) > 1:
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
-                       console=Console(stderr=True), transient=True)
+        bar = progress_bar()
     try:
         if bar is not None:
             bar.start()
@@ -120,25 +117,30 @@ def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple[int
 
 
 def _pct(value: float) -> str:
+    """A fraction as a number of percent (the column header says %)."""
     if math.isnan(value):
         return "nan"
     if value == 0:
-        return "0 %"
-    return f"{value * 100:.3g} %"
+        return "0"
+    return f"{value * 100:.3g}"
 
 
 def render_table(rows: Sequence[dict]):
     from rich.table import Table
 
     table = Table(caption=("SLATAH, PDM, SLAV and overall SLA violation use CloudSim's ratio-of-sums "
-                           "definitions (not the paper's per-host/per-VM averages), in percent; "
-                           "ESV = energy x SLAV (kWh); E/bound = energy / fluid lower bound."),
+                           "definitions (not the paper's per-host/per-VM averages); "
+                           "ESV = energy x SLAV; E/bound = energy / fluid lower bound (JSON keys: energy_kwh, "
+                           "migrations, slatah, pdm, slav, esv, overall_sla_violation, energy_over_bound, wall_s)."),
                   caption_justify="left")
-    columns = [("trace", "left"), ("policy", "left"), ("energy_kwh", "right"), ("migrations", "right"),
-               ("slatah", "right"), ("pdm", "right"), ("slav", "right"), ("esv", "right"),
-               ("overall_sla_violation", "right"), ("E/bound", "right"), ("wall_s", "right")]
+    columns = [("trace", "left"), ("policy", "left"), ("energy (kWh)", "right"), ("migrations", "right"),
+               ("SLATAH (%)", "right"), ("PDM (%)", "right"), ("SLAV (%)", "right"), ("ESV (kWh)", "right"),
+               ("overall SLA (%)", "right"), ("E/bound (x)", "right"), ("wall (s)", "right")]
     for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=True)
+        if justify == "left":  # names: a long plugin spec folds rather than squeezing the numbers
+            table.add_column(name, justify=justify, overflow="fold")
+        else:
+            table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
     for r in rows:
         table.add_row(
             r["trace"], r["policy"], f"{r['energy_kwh']:.2f}", f"{r['migrations']:,}",
@@ -161,19 +163,19 @@ def render_table(rows: Sequence[dict]):
                    "'bighost-patch' is 40 split-domain hosts with patch windows, fed by the Bitbrains week "
                    "(domain engine, policies such as evacuate). Example: --scenario bighost-patch")
 @click.option("--policy", "policies", multiple=True, metavar="NAME",
-              help="Policy to run; repeatable. npa, dvfs or DETECTOR-SELECTOR[:PARAM] with detector "
-                   "thr/iqr/mad/lr/lrr and selector mmt/mu/mc/rs. Default: "
-                   + ", ".join(DEFAULT_POLICIES) + ". Example: --policy lr-mmt:1.2 --policy dvfs")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              metavar="FILE",
-              help="Also write the results as a JSON list of objects (trace, policy and every metric). "
-                   "Example: --json results.json")
+              help="Policy to run; repeatable. " + POLICY_HELP + ". Default: " + ", ".join(DEFAULT_POLICIES)
+                   + " (domain scenarios: evacuate, presplit). Example: --policy lr-mmt:1.2 --policy "
+                   "examples/threshold_policy.py:Threshold")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              metavar="FILE|-",
+              help="Also write the results as a JSON list of objects (trace, policy and every metric); "
+                   "'-' writes them to stdout instead of the table. Example: --json results.json")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="N",
               help="Seed for randomised policies (the rs selector). Example: --seed 7")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run (trace, policy) pairs in N parallel processes; results and their order do "
                    "not change. Example: --jobs 2")
-def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], json_path: Path | None,
+def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], json_path: str | None,
              seed: int, jobs: int) -> None:
     """Replay traces under consolidation policies and report energy, migrations and SLA metrics.
 
@@ -183,15 +185,14 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     Examples:
       presplit simulate                                   # CloudSim day 20110303, all baselines
       presplit simulate --policy lr-mmt:1.2 --policy dvfs --json out.json
+      presplit simulate --policy examples/threshold_policy.py:Threshold --json - | jq .
       presplit simulate --trace path/to/20110306 --trace path/to/20110309 --jobs 2
     """
-    from rich.console import Console
-
     from presplit.scenarios import SCENARIOS, load_scenario, resolve_scenario
 
     # Every input is checked before the first run starts: the output file, the scenario, the
     # policies, then the traces (loading them is the only slow check).
-    check_output_file(json_path, "--json")
+    check_json_file(json_path)
     check_seed(seed)
     if scenario.strip().lower() not in SCENARIOS:
         scen = load_scenario(scenario)  # an unknown name or a bad file is a ScenarioError: one line
@@ -215,13 +216,69 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
 
     rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs)
 
+    print_table(render_table(rows), json_path, width=160)
+    if json_path is not None:
+        write_json(json_path, rows, what=f"{len(rows)} rows")
+
+
+# --------------------------------------------------------------------------- output (shared by commands)
+
+
+def is_stdout(path: str | Path | None) -> bool:
+    """``--json -``: the JSON goes to stdout, and nothing else does."""
+    return path is not None and str(path) == "-"
+
+
+def check_json_file(path: str | Path | None, option: str = "--json") -> None:
+    """``-`` (stdout) or a file :func:`check_output_file` accepts."""
+    if not is_stdout(path):
+        check_output_file(path, option)
+
+
+def write_json(path: str | Path, data, *, what: str = "", indent: int = 2) -> None:
+    """``data`` as JSON to the file ``path``, or to stdout when ``path`` is ``-``; a file is announced on stderr."""
+    text = json.dumps(data, indent=indent, default=_plain) + "\n"
+    if is_stdout(path):
+        click.echo(text, nl=False)
+        return
+    Path(path).write_text(text, encoding="utf-8")
+    if what:
+        click.echo(f"wrote {what} to {path}", err=True)
+
+
+def _plain(value):
+    """JSON for numpy scalars and arrays, sets, and anything else (its text)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def print_table(table, json_path: str | Path | None = None, *, width: int = 160) -> None:
+    """A rich table on stdout; left out when ``--json -`` puts the JSON there."""
+    from rich.console import Console
+
+    if is_stdout(json_path):
+        return
     console = Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, 160))  # piped: do not squeeze the table to 80
-    console.print(render_table(rows))
-    if json_path is not None:
-        json_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"wrote {len(rows)} rows to {json_path}", err=True)
+        console = Console(width=max(console.width, width))  # piped: do not squeeze the table to 80
+    console.print(table)
+
+
+def progress_bar(*, enabled: bool = True, counts: bool = True):
+    """A rich progress bar on stderr, never on stdout; off when stderr is not a terminal (or not ``enabled``).
+
+    Tasks carry a ``last`` field (what finished last); a task with ``total=None`` pulses.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), *([MofNCompleteColumn()] if counts else []),
+               TimeElapsedColumn(), TextColumn("{task.fields[last]}")]
+    return Progress(*columns, console=console, transient=True, disable=not (enabled and console.is_terminal))
 
 
 # --------------------------------------------------------------------------- input checks (shared by commands)
@@ -308,10 +365,8 @@ def check_cloudsim_policy(name: str, scenario_name: str, *, seed: int = 0) -> No
                                                          other_scenarios=scenarios_of_engine("domains")))
 
 
-def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: Path | None,
+def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: str | None,
                       seed: int, jobs: int) -> None:
-    from rich.console import Console
-
     from presplit.cli.domain_runs import check_domain_policies, render_domain_table, run_domain_rows
     from presplit.errors import InputError
 
@@ -321,10 +376,6 @@ def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ..
     names = check_domain_policies(policies, scenario.name)
     # A missing or bad trace, or a guest no host can hold, fails before any run (ScenarioFileError).
     rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 230))
-    console.print(render_domain_table(rows))
+    print_table(render_domain_table(rows), json_path, width=230)
     if json_path is not None:
-        json_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"wrote {len(rows)} rows to {json_path}", err=True)
+        write_json(json_path, rows, what=f"{len(rows)} rows")

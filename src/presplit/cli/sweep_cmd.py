@@ -6,17 +6,20 @@ from pathlib import Path
 
 import click
 
+from presplit.cli.policies_cmd import POLICY_HELP
+
 
 @click.command("sweep", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--scenario", default="cloudsim", show_default=True, metavar="NAME|FILE",
               help="CloudSim-engine scenario giving the fleet (and the default trace). Example: --scenario cloudsim")
 @click.option("--policy", "policies", multiple=True, metavar="NAME",
-              help="Policy to sweep; repeatable. npa, dvfs, presplit or DETECTOR-SELECTOR[:PARAM] "
-                   "(e.g. lr-mmt). Example: --policy lr-mmt --policy presplit")
+              help="Policy to sweep; repeatable. A CloudSim-engine policy: " + POLICY_HELP + "; a plugin's "
+                   "class must say engine = 'cloudsim'. Example: --policy lr-mmt --policy presplit")
 @click.option("--param", "params", multiple=True, metavar="NAME=V1,V2",
               help="Values of a policy parameter; repeatable. threshold (thr-*), safety (iqr/mad/lr/lrr-*), "
-                   "or a presplit ConsolidationParams field (target, relief, cooldown_steps, ..., "
-                   "outlook.window). Each policy sweeps the ones it takes. Example: --param safety=1.1,1.2,1.3")
+                   "a presplit ConsolidationParams field (target, relief, cooldown_steps, ..., "
+                   "outlook.window) or a plugin's declared parameter (presplit policies lists them). Each policy "
+                   "sweeps the ones it takes. Example: --param safety=1.1,1.2,1.3")
 @click.option("--trace", "traces", multiple=True, metavar="PATH",
               help="Trace or `presplit fleet generate` folder; repeatable (its manifest's host count is "
                    "used). Default: the scenario's trace. Example: --trace data/planetlab/20110306")
@@ -32,8 +35,13 @@ import click
               help="Stop after N new runs; a rerun continues with the rest.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
               help="Results Parquet file; finished runs in it are skipped. Example: --out results.parquet")
+@click.option("--json", "json_path", type=click.Path(allow_dash=True), default=None,
+              metavar="FILE|-",
+              help="Also write the summary (out, total, done, skipped, failed runs with their errors, rows, "
+                   "stopped_early) as JSON; '-' is stdout. Example: --json -")
 def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], traces: tuple[str, ...],
-          scheduler: str | None, workers: int, sequential: bool, seed: int, limit: int | None, out: Path) -> None:
+          scheduler: str | None, workers: int, sequential: bool, seed: int, limit: int | None, out: Path,
+          json_path: str | None) -> None:
     """Run every policy x parameter value x trace and collect the metrics in a Parquet file.
 
     Each finished run is saved at once (in OUT.parts/, merged into OUT at the
@@ -43,11 +51,12 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
     \b
     Examples:
       presplit sweep --policy lr-mmt --param safety=1.1,1.2,1.3 --out results.parquet
+      presplit sweep --policy examples/threshold_policy.py:Threshold --param high=0.7,0.8 --out results.parquet
       presplit sweep --policy thr-mmt --policy lr-mmt --policy presplit \\
           --param threshold=0.7,0.8 --param safety=1.1,1.2 --param target=0.85,0.95 \\
           --trace data/planetlab/20110303 --trace data/planetlab/20110306 --out results.parquet
     """
-    from presplit.cli.simulate_cmd import check_output_file, check_seed, trace_label
+    from presplit.cli.simulate_cmd import check_json_file, check_output_file, check_seed, trace_label, write_json
     from presplit.errors import InputError
     from presplit.scale.synthetic import FleetError, read_manifest
     from presplit.scale.sweep import ResultStore, SweepError, expand_runs, parse_param, run_sweep
@@ -55,6 +64,7 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
 
     # Every input is checked before the cluster starts; each error is one line naming the option.
     check_output_file(out, "--out")
+    check_json_file(json_path)
     check_seed(seed)
     try:
         _, default_traces = resolve_scenario(scenario)
@@ -86,7 +96,8 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
 
     _check_traces(trace_specs, user_given=bool(traces), scenario=scenario)
     try:
-        summary = run_sweep(specs, out, scheduler=scheduler, workers=workers, sequential=sequential, limit=limit)
+        summary = run_sweep(specs, out, scheduler=scheduler, workers=workers, sequential=sequential, limit=limit,
+                            progress=_stderr_is_terminal())
     except OSError as exc:  # e.g. the scheduler address is unreachable
         raise click.ClickException(f"sweep failed: {exc}") from None
     click.echo(f"{summary.done} runs done, {summary.skipped} already in {out}, {len(summary.failed)} failed; "
@@ -95,8 +106,20 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
         click.echo(f"  failed: {spec.trace} {spec.label}: {error}", err=True)
     if summary.stopped_early:
         click.echo("stopped early; run the same command again to continue", err=True)
+    if json_path is not None:
+        write_json(json_path, {
+            "out": str(out), "total": summary.total, "done": summary.done, "skipped": summary.skipped,
+            "failed": [{"trace": spec.trace, "run": spec.label, "error": error} for spec, error in summary.failed],
+            "rows": summary.rows, "stopped_early": summary.stopped_early})
     if summary.failed:
         raise SystemExit(1)
+
+
+def _stderr_is_terminal() -> bool:
+    """The sweep's progress bar is drawn on stderr only when it is a terminal."""
+    from rich.console import Console
+
+    return Console(stderr=True).is_terminal
 
 
 def _check_traces(trace_specs, *, user_given: bool, scenario: str) -> None:

@@ -1,5 +1,22 @@
-"""Policies: the CloudSim baselines and presplit's own; pure over a placement view."""
+"""Policies: the CloudSim baselines and presplit's own; pure over a placement view.
 
-from presplit.policies.registry import PolicyError, make_policy, policy_names
+:mod:`presplit.policies.api` documents what a policy implements for each engine
+(:class:`DomainEnginePolicy`, :class:`CloudSimEnginePolicy`); :func:`make_policy`
+builds built-in policies and plugins (``FILE.py:Class``, ``module:Class`` or an
+entry point of the ``presplit.policies`` group) from their names.
+"""
 
-__all__ = ["PolicyError", "make_policy", "policy_names"]
+from presplit.policies.api import (
+    CloudSimEnginePolicy,
+    CloudSimEngineState,
+    DomainEnginePolicy,
+    Forecasts,
+    first_fit,
+    param,
+)
+from presplit.policies.registry import PolicyError, engines, make_policy, policy_names
+
+__all__ = [
+    "CloudSimEnginePolicy", "CloudSimEngineState", "DomainEnginePolicy", "Forecasts", "PolicyError", "engines",
+    "first_fit", "make_policy", "param", "policy_names",
+]

@@ -23,9 +23,13 @@ others. ``presplit`` takes the fields of
 :class:`~presplit.policies.presplit.consolidation.ConsolidationParams`
 (``target``, ``relief``, ``cooldown_steps``, ...) and ``outlook.FIELD`` for
 :class:`~presplit.policies.presplit.outlook.OutlookParams`. ``npa`` and
-``dvfs`` take none. A policy runs once per combination of the ``--param``
-lists that apply to it (once with its defaults if none does); a ``--param``
-that applies to no policy is an error, so a typo cannot silently do nothing.
+``dvfs`` take none. A plugin (``FILE.py:Class``, ``module:Class`` or an
+entry point, see :mod:`presplit.policies.api`) takes the parameters its class
+declares with ``param(...)``; it travels to workers as its spec string
+(:attr:`RunSpec.source`, a file spec made absolute), never as a class. A
+policy runs once per combination of the ``--param`` lists that apply to it
+(once with its defaults if none does); a ``--param`` that applies to no
+policy is an error, so a typo cannot silently do nothing.
 """
 
 from __future__ import annotations
@@ -98,12 +102,26 @@ def _presplit_fields() -> dict:
     return out
 
 
+def _plugin(policy: str):
+    """The plugin ``policy`` names, or None for a built-in name; a PolicyError is a SweepError."""
+    from presplit.policies.registry import PolicyError, find_plugin
+
+    try:
+        return find_plugin(policy)
+    except PolicyError as exc:
+        raise SweepError(str(exc)) from None
+
+
 def accepted_params(policy: str) -> dict:
-    """Parameter name -> default value for a policy's base name (``lr-mmt``, ``presplit``, ...)."""
+    """Parameter name -> default value for a policy's base name (``lr-mmt``, ``presplit``, a plugin spec, ...)."""
+    from presplit.policies.params import parameters
     from presplit.policies.registry import DETECTORS
 
     if policy == "presplit":
         return _presplit_fields()
+    plugin = _plugin(policy)
+    if plugin is not None:
+        return {name: f.default for name, f in parameters(plugin.cls).items()}
     det = policy.partition("-")[0]
     if det in DETECTOR_PARAM and policy.partition("-")[2]:
         return {DETECTOR_PARAM[det]: DETECTORS[det][1]}
@@ -118,9 +136,10 @@ class RunSpec:
     trace_path: str  # absolute path for load_trace
     hosts: int | None  # host count from a scenario manifest; None: the scenario's fleet
     scenario: str
-    policy: str  # base name: npa, dvfs, lr-mmt, presplit
+    policy: str  # base name: npa, dvfs, lr-mmt, presplit, or a plugin's name as given
     params: tuple[tuple[str, object], ...]  # sorted (name, value)
     seed: int = 0
+    source: str = ""  # a plugin: the spec a worker loads it by (a file spec made absolute); "" for built-ins
 
     @property
     def params_json(self) -> str:
@@ -135,7 +154,7 @@ class RunSpec:
         """How the run is called in tables: ``lr-mmt:1.2`` (as CloudSim names it), ``presplit[target=0.9]``."""
         if not self.params:
             return self.policy
-        if self.policy != "presplit" and len(self.params) == 1:
+        if self.policy.partition("-")[0] in DETECTOR_PARAM and not self.source and len(self.params) == 1:
             return f"{self.policy}:{format_value(self.params[0][1])}"
         return self.policy + "[" + ",".join(f"{k}={format_value(v)}" for k, v in self.params) + "]"
 
@@ -144,6 +163,12 @@ def split_policy(name: str) -> tuple[str, dict]:
     """``"lr-mmt:1.3"`` -> ``("lr-mmt", {"safety": 1.3})``; checks the name against the registry."""
     from presplit.policies.registry import PolicyError, make_policy, policy_kind
 
+    plugin = _plugin(name)
+    if plugin is not None:
+        if "cloudsim" not in plugin.engines:
+            raise SweepError(f"policy {plugin.name!r} runs on the domain engine (its class says engine = "
+                             f"{plugin.engines[0]!r}); the sweep runs CloudSim-engine policies")
+        return plugin.name, {}
     key = name.strip().lower()
     if policy_kind(key) != "cloudsim":
         raise SweepError(f"policy {name!r} runs on the domain engine; the sweep runs CloudSim-engine "
@@ -156,7 +181,7 @@ def split_policy(name: str) -> tuple[str, dict]:
     try:
         make_policy(key)
     except PolicyError as exc:
-        raise SweepError(f"{exc}; or presplit") from None
+        raise SweepError(str(exc)) from None
     base, _, value = key.partition(":")
     params = accepted_params(base)
     if value:
@@ -185,7 +210,7 @@ def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
         mine = [(n, v) for n, v in params if n in accepted]
         used.update(n for n, _ in mine)
         for n, _ in mine:
-            if ":" in raw:
+            if ":" in raw and _plugin(raw) is None:  # lr-mmt:1.2, not a plugin's FILE.py:Class
                 raise SweepError(f"policy {raw!r} fixes its parameter and --param {n} sweeps it; "
                                  f"give --policy {base} to sweep")
         combos = []
@@ -203,8 +228,10 @@ def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
     seen: set = set()
     for label, path, hosts in traces:
         for base, combos in per_policy:
+            plugin = _plugin(base)
+            source = plugin.portable if plugin is not None else ""
             for chosen in combos:
-                spec = RunSpec(label, path, hosts, scenario, base, tuple(sorted(chosen.items())), seed)
+                spec = RunSpec(label, path, hosts, scenario, base, tuple(sorted(chosen.items())), seed, source)
                 if spec.key in seen:
                     raise SweepError(f"run {spec.trace} {spec.label} is asked for twice; expected each "
                                      "policy and trace once (two traces need different folder names)")
@@ -233,6 +260,16 @@ def build_policy(spec: RunSpec):
     """A fresh policy object for a run (presplit with its ConsolidationParams, others from the registry)."""
     from presplit.policies.registry import PolicyError, make_policy
 
+    if spec.source:  # a plugin, loaded by its spec (in a Dask worker too), with its params checked and applied
+        from presplit.policies.params import ArgumentError, validate_args
+
+        try:
+            return validate_args(make_policy(spec.source, seed=spec.seed), dict(spec.params))
+        except PolicyError as exc:
+            raise SweepError(str(exc)) from None
+        except ArgumentError as exc:
+            raise SweepError(f"--param {exc.key}: {exc.message}" + (f" (expected {exc.expected})"
+                                                                     if exc.expected else "")) from None
     if spec.policy == "presplit":
         from presplit.policies.presplit.consolidation import ConsolidationParams, PredictiveConsolidation
 
