@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -9,12 +10,14 @@ import struct
 import subprocess
 from html.parser import HTMLParser
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from presplit.cli.main import cli
-from presplit.scale.report import FORMATS, load_reference, migration_stats
+from presplit.scale.report import (FORMATS, load_reference, migration_stats, parameter_note, parameter_series,
+                                   pareto_front, swept_parameters)
 from presplit.scenarios import bundled_planetlab_day
 
 
@@ -138,8 +141,9 @@ def test_report_is_self_contained(report):
     parser.feed(text)
     assert parser.urls == []
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I)  # no external reference at all
-    assert parser.images == 3
-    assert 'id="forecast"' in text and "Not shown" in text
+    assert parser.images == 7  # metrics, trade-off, one per swept parameter (3), active hosts, migrations
+    # sweep rows carry no forecasts: no empty "forecast against actual" section, one line saying so
+    assert 'id="forecast"' not in text and 'id="no-forecasts"' in text and "no per-guest forecasts" in text
 
 
 def test_report_renders_in_headless_chromium(report, chromium, tmp_path):
@@ -174,3 +178,87 @@ def test_missing_or_foreign_results_exit_2_and_write_nothing(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "other.parquet"), "--out", str(out)])
     assert result.exit_code == 2 and "not sweep results" in result.output
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet"]
+
+
+# --------------------------------------------------------------------------- trade-off and parameters
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    xs = [1.0, 2.0, 3.0, 4.0, 2.0, float("nan"), 5.0, 0.5]
+    ys = [5.0, 3.0, 4.0, 1.0, 3.0, 0.0, 5.0, float("nan")]
+    # (3,4) loses to (2,3); (5,5) to everything on the front; the twin (2,3)s do not beat each other;
+    # NaN points are never on the front and beat nothing (the NaN-x point would otherwise beat all).
+    assert pareto_front(xs, ys) == [0, 1, 3, 4]
+    assert pareto_front([], []) == []
+    assert pareto_front([0.0, 0.0], [2.0, 1.0]) == [1]  # same SLA, less energy wins
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
+        front = set(pareto_front(x, y))
+
+        def beats(j, i):
+            return x[j] <= x[i] and y[j] <= y[i] and (x[j] < x[i] or y[j] < y[i])
+
+        for i in range(len(x)):
+            dominated = any(beats(j, i) for j in range(len(x)))
+            assert (i in front) == (not dominated), (i, x[i], y[i])
+
+
+def _row(trace, policy, params, **metrics):
+    base = {"trace": trace, "policy": policy, "params": json.dumps(params, sort_keys=True),
+            "run": policy + str(params), "energy_kwh": 1.0, "migrations": 0, "slatah": 0.0,
+            "overall_sla_violation": 0.0, "esv": 0.0, "slav": 0.0}
+    return {**base, **metrics}
+
+
+def test_swept_parameters_and_their_series_average_over_the_other_parameters():
+    rows = [_row("d1", "presplit", {"target": t, "relief": r}, energy_kwh=10 * t + r)
+            for t in (0.8, 0.9) for r in (0.5, 0.7)]
+    rows += [_row("d1", "lr-mmt", {"safety": s}, energy_kwh=s) for s in (1.1, 1.3)]
+    rows += [_row("d1", "thr-mmt", {"threshold": 0.8}), _row("d1", "dvfs", {})]
+    assert swept_parameters(rows) == ["relief", "target", "safety"]  # threshold has one value only
+    series = parameter_series(rows, "target", "energy_kwh")
+    assert list(series) == [("presplit", "d1")]
+    (v0, m0, n0), (v1, m1, n1) = series[("presplit", "d1")]
+    assert (v0, n0, v1, n1) == (0.8, 2, 0.9, 2)
+    assert math.isclose(m0, 8 + 0.6) and math.isclose(m1, 9 + 0.6)  # mean over relief 0.5 and 0.7
+    assert "averaged over the swept values of relief" in parameter_note(rows, "target")
+    assert "Each point is one run" in parameter_note(rows, "safety")
+
+
+def test_tradeoff_section_marks_the_pareto_runs_of_each_trace(report):
+    results, html_path = report
+    text = html_path.read_text(encoding="utf-8")
+    assert 'id="tradeoff"' in text and 'id="tradeoff-figure"><img alt="" src="data:image/png;base64,' in text
+    assert "SLAV = SLATAH x PDM" in text
+    parser = Cells()
+    parser.feed(text)
+    shown = {(k[1], k[2]) for k in parser.cells if k[0] == "pareto"}
+    rows = pq.read_table(results).to_pylist()
+    expected = set()
+    for trace in {r["trace"] for r in rows}:
+        mine = [r for r in rows if r["trace"] == trace]
+        front = pareto_front([r["slav"] for r in mine], [r["energy_kwh"] for r in mine])
+        assert front, trace
+        expected |= {(trace, mine[i]["run"]) for i in front}
+        for r in mine:  # every run left out is beaten on both by one on the front
+            if (trace, r["run"]) not in expected:
+                assert any(mine[i]["slav"] <= r["slav"] and mine[i]["energy_kwh"] <= r["energy_kwh"] for i in front)
+    assert shown == expected
+    for trace, run in shown:
+        r = next(r for r in rows if (r["trace"], r["run"]) == (trace, run))
+        assert float(parser.cells[("pareto", trace, run, "energy_kwh")][0]) == r["energy_kwh"]
+        assert float(parser.cells[("pareto", trace, run, "slav")][0]) == r["slav"]
+
+
+def test_a_figure_per_swept_parameter(report):
+    _, html_path = report
+    text = html_path.read_text(encoding="utf-8")
+    figures = re.findall(r'<figure class="param" data-param="([^"]+)"><img alt="" src="data:image/png;base64,'
+                         r'[A-Za-z0-9+/=]{1000,}"', text)
+    assert figures == ["threshold", "safety", "target"]  # the conftest sweep's three --params
+    for param in figures:
+        assert f'id="param-{param}"' in text
+    # thr-mmt:0.8 on the real day has a single threshold: said, not drawn as a line
+    assert "Left out (one threshold value only, no line to draw): thr-mmt on 20110303." in text

@@ -168,7 +168,8 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
 
             done = [r for r in results if not r.skipped]
             if done:
-                plot_backtest(plot_path, y, origins, done[0], spec, ctx, title=f"{w.name} {res}")
+                plot_backtest(plot_path, y, origins, done[0], spec, ctx, title=f"{w.name} {res}",
+                              guest_ids=w.guest_ids[:y.shape[0]], threshold=threshold)
                 click.echo(f"plot written to {plot_path}", err=True)
     if client is not None:
         client.close()
@@ -183,13 +184,27 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
 @click.option("--model", "model_name", default="online-ses", show_default=True)
 @click.option("--resource", default="cpu", show_default=True)
 @click.option("--horizon", default=12, show_default=True, type=int)
-@click.option("--at", "at", default=None, help="forecast origin (steps or duration; default: 3/4 of the trace)")
-@click.option("--history", default=None, help="history window before the origin (default: all)")
+@click.option("--at", "--origin", "at", default=None,
+              help="forecast origin (steps or duration from the trace start; default: 3/4 of the trace)")
+@click.option("--history", default=None, help="history window before the origin the model is fitted on (default: all)")
 @click.option("--guests", default=4, show_default=True, type=click.IntRange(min=1),
-              help="how many guests to draw (the busiest)")
+              help="how many guests to draw: those over the threshold within the horizon, then in the last "
+                   "day, then the most variable")
+@click.option("--threshold", default=None, type=float,
+              help="overload threshold drawn and used to pick guests [default: 0.8 where the series is a "
+                   "fraction of capacity, none otherwise]")
+@click.option("--window", default="1d", show_default=True,
+              help="history shown before the origin (steps or duration)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file")
-def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None:
-    """Save a PNG of a few guests' history, forecast and 80/95 % intervals."""
+def plot(trace, model_name, resource, horizon, at, history, guests, threshold, window, out) -> None:
+    """Save a PNG of one forecast against what followed, for the most informative guests.
+
+    The model is fitted on the history before the origin; the picture shows
+    the last day before it and the horizon (shaded), the forecast's median and
+    p25-p75 / p05-p95 intervals, the actual values after the origin, the
+    overload threshold, and a zoom on the last hours. Guests are named by
+    their trace ids.
+    """
     from presplit.cli.simulate_cmd import check_output_file, progress_bar
     from presplit.forecast import create
     from presplit.forecast.plot import plot_forecast
@@ -197,6 +212,9 @@ def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None
     check_output_file(out, "--out")
     if horizon <= 0:
         raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
+    if threshold is not None and (not math.isfinite(threshold) or threshold <= 0):
+        raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
+                         "e.g. 0.8 of capacity)")
     try:
         model = create(model_name)
     except ForecastError as e:
@@ -206,12 +224,17 @@ def plot(trace, model_name, resource, horizon, at, history, guests, out) -> None
         w, y, unit, ctx = load_series(trace, resource)
         origin = parse_steps(at, ctx.interval_s, "--at") if at else (3 * y.shape[1]) // 4
         lo = max(0, origin - parse_steps(history, ctx.interval_s, "--history")) if history else 0
+        shown = parse_steps(window, ctx.interval_s, "--window")
+        if threshold is None and unit == "fraction of capacity":
+            threshold = 0.8
         bar.update(task, description=f"fitting {model_name} and drawing", last=f"{y.shape[0]} series")
         try:
-            plot_forecast(out, model, y, lo, origin, horizon, ctx, guests, title=f"{w.name} {resource} ({unit})")
+            drawn = plot_forecast(out, model, y, lo, origin, horizon, ctx, guests, title=f"{w.name} {resource}",
+                                  threshold=threshold, guest_ids=w.guest_ids, window=shown,
+                                  unit=f"{resource} ({unit})")
         except ForecastError as e:
             raise click.ClickException(str(e)) from None
-    click.echo(f"plot written to {out}")
+    click.echo(f"plot written to {out}: " + ", ".join(f"{g} ({r})" for g, r in zip(drawn.labels, drawn.reasons)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,9 +14,11 @@ import click
 def report(results: Path, out: Path) -> None:
     """Write one HTML page (inline figures and CSS, no external links) from `presplit sweep` results.
 
-    It shows energy, SLA violation and migrations per policy and day, active
-    hosts over time, the distribution of migrations per guest, and the
-    comparison with the CloudSim reference runs and the fluid lower bound.
+    It shows energy, SLA violation and migrations per policy and day, energy
+    against SLAV per trace with the Pareto front marked, the key metrics
+    against each swept parameter, active hosts over time, the distribution of
+    migrations per guest, and the comparison with the CloudSim reference runs
+    and the fluid lower bound.
 
     \b
     Example:

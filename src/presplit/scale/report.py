@@ -18,6 +18,7 @@ import base64
 import csv
 import html
 import io
+import json
 import math
 import os
 from collections import defaultdict
@@ -289,12 +290,284 @@ def fig_migrations_per_guest(rows: Sequence[dict]) -> str:
     return _png(fig)
 
 
+# --------------------------------------------------------------------------- trade-off and parameters
+
+TRADEOFF_X = ("slav", "SLAV = SLATAH x PDM (%)")
+"""The trade-off's SLA axis: SLAV, the SLA metric of Beloglazov and Buyya (2012) that CloudSim reports
+and that ESV = energy x SLAV combines with energy."""
+KEY_METRICS: tuple[tuple[str, str, float], ...] = (
+    ("energy_kwh", "energy (kWh)", 1.0),
+    ("migrations", "migrations", 1.0),
+    ("slatah", "SLATAH (% of active host time at 100 % CPU)", 100.0),
+    ("overall_sla_violation", "overall SLA violation (% of requested MIPS not served)", 100.0),
+    ("esv", "ESV = energy x SLAV (kWh)", 1.0),
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+TRACE_STYLES = ("-", "--", ":", "-.")
+
+
+def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both axes (both minimised), in input order.
+
+    Point ``i`` is dominated when some ``j`` has ``x[j] <= x[i]`` and ``y[j] <= y[i]``
+    with at least one strict; identical points do not dominate each other, so
+    both are on the front. Points with a NaN coordinate are never on it and
+    dominate nothing.
+    """
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"pareto_front: x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    xi, yi = x[:, None], y[:, None]
+    xj, yj = x[None, :], y[None, :]
+    beats = ok[None, :] & (xj <= xi) & (yj <= yi) & ((xj < xi) | (yj < yi))
+    return [int(i) for i in np.flatnonzero(ok & ~beats.any(axis=1))]
+
+
+def run_params(row: dict) -> dict:
+    """A run's parameter values (``params`` is their JSON)."""
+    return json.loads(row["params"]) if row.get("params") else {}
+
+
+def swept_parameters(rows: Sequence[dict]) -> list[str]:
+    """Parameter names some policy ran with more than one value, in order of first appearance."""
+    values: dict[tuple[str, str], set[str]] = defaultdict(set)
+    order: dict[str, None] = {}
+    for r in rows:
+        for k, v in run_params(r).items():
+            values[(r["policy"], k)].add(json.dumps(v))
+            order.setdefault(k)
+    return [k for k in order if any(len(vals) > 1 for (_, name), vals in values.items() if name == k)]
+
+
+def parameter_series(rows: Sequence[dict], param: str, metric: str) -> dict[tuple[str, str], list[tuple]]:
+    """(policy, trace) -> [(value, mean of ``metric``, runs averaged)] sorted by value.
+
+    Runs of one policy and trace with the same ``param`` value but different
+    values of the policy's other parameters are averaged (arithmetic mean).
+    """
+    acc: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        p = run_params(r)
+        if param in p:
+            acc[(r["policy"], r["trace"])][json.dumps(p[param])].append(float(r[metric]))
+    out = {}
+    for key, by_value in acc.items():
+        pts = [(json.loads(v), float(np.mean(m)), len(m)) for v, m in by_value.items()]
+        pts.sort(key=lambda t: (0, t[0], "") if isinstance(t[0], (int, float)) else (1, 0, str(t[0])))
+        out[key] = pts
+    return out
+
+
+def _policy_colours(rows: Sequence[dict]) -> dict[str, tuple]:
+    import matplotlib.pyplot as plt
+
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    cmap = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")
+    return {p: cmap(i % cmap.N) for i, p in enumerate(policies)}
+
+
+def _policy_runs(rows: Sequence[dict]) -> dict[str, list[str]]:
+    """Each policy's run labels, policies in order of appearance, settings in numeric parameter order."""
+    from presplit.scale.sweep import sort_key
+
+    by: dict[str, dict[str, tuple]] = defaultdict(dict)
+    for r in rows:
+        by[r["policy"]].setdefault(r["run"], sort_key("", r["policy"], r["params"] or "{}"))
+    return {p: sorted(runs, key=runs.get) for p, runs in by.items()}
+
+
+def _run_markers(rows: Sequence[dict]) -> dict[str, str]:
+    """Marker of each run label: its rank among its policy's settings (one marker per setting)."""
+    return {run: MARKERS[i % len(MARKERS)] for runs in _policy_runs(rows).values() for i, run in enumerate(runs)}
+
+
+def _sla_axis(values: np.ndarray, scale: float) -> tuple[np.ndarray, float | None]:
+    """Values to draw and the log axis' zero floor: log x (floor set) when the SLA values span more than a
+    decade, zeros then drawn at the floor; ``(values, None)`` for a linear axis."""
+    v = np.asarray(values, dtype=np.float64) * scale
+    pos = v[np.isfinite(v) & (v > 0)]
+    if len(pos) == 0 or pos.max() / pos.min() < 10:
+        return v, None
+    floor = pos.min() / 4
+    return np.where(v == 0, floor, v), floor
+
+
+def _log_ticks(ax, lo: float, hi: float, zero_at: float | None) -> None:
+    """Readable major ticks on a log x axis from ``lo`` to ``hi`` (decades, or 1-2-5 when that gives too
+    few), with a tick labelled 0 at ``zero_at`` and a dotted break between it and the positive values."""
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    exps = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    ticks = [(1, k) for k in exps if lo <= 10.0 ** k <= hi]
+    if len(ticks) < 2:
+        ticks = [(m, k) for k in exps for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
+    values = [m * 10.0 ** k for m, k in ticks]
+    labels = [f"$10^{{{k}}}$" if m == 1 else f"${m}\\times10^{{{k}}}$" for m, k in ticks]
+    if zero_at is not None:
+        values = [zero_at] + [t for t in values if t > zero_at * 2.5]
+        labels = ["0"] + [lab for t, lab in zip([m * 10.0 ** k for m, k in ticks], labels) if t > zero_at * 2.5]
+        ax.axvline(zero_at * 1.6, color="0.55", lw=0.8, ls=(0, (2, 2)))
+    ax.set_xticks(values, labels)
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def tradeoff_rows(rows: Sequence[dict]) -> list[dict]:
+    """The Pareto-optimal runs of every trace (energy and SLAV both minimised), for the table."""
+    out = []
+    for trace in dict.fromkeys(r["trace"] for r in rows):
+        mine = [r for r in rows if r["trace"] == trace]
+        for i in pareto_front([r[TRADEOFF_X[0]] for r in mine], [r["energy_kwh"] for r in mine]):
+            r = mine[i]
+            out.append({"trace": trace, "run": r["run"], "energy_kwh": r["energy_kwh"], "slav": r["slav"],
+                        "overall_sla_violation": r["overall_sla_violation"], "esv": r["esv"],
+                        "migrations": r["migrations"]})
+    return out
+
+
+def fig_tradeoff(rows: Sequence[dict]) -> str:
+    """Energy against SLAV, one panel per trace, one point per run, the Pareto front ringed and joined."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    _, traces = _runs_and_traces(rows)
+    colour, marker = _policy_colours(rows), _run_markers(rows)
+    ncols = 1 if len(traces) == 1 else 2
+    nrows = math.ceil(len(traces) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.2 * nrows), squeeze=False)
+    col, xlabel = TRADEOFF_X
+    for ax, trace in zip(axes.flat, traces):
+        mine = [r for r in rows if r["trace"] == trace]
+        x, floor = _sla_axis(np.array([r[col] for r in mine]), 100.0)
+        y = np.array([r["energy_kwh"] for r in mine])
+        for r, xi, yi in zip(mine, x, y):
+            ax.scatter([xi], [yi], marker=marker[r["run"]], color=colour[r["policy"]], s=42, zorder=3,
+                       edgecolors="white", linewidths=0.4)
+        front = pareto_front([r[col] for r in mine], y)
+        if front:
+            order = sorted(front, key=lambda i: (x[i], y[i]))
+            ax.plot(x[order], y[order], color="k", lw=0.9, ls="--", drawstyle="steps-post", zorder=2)
+            ax.scatter(x[front], y[front], s=150, facecolors="none", edgecolors="k", linewidths=1.1, zorder=4)
+        if floor is not None:
+            finite = x[np.isfinite(x)]
+            _log_ticks(ax, (floor if (x == floor).any() else finite.min()) / 1.8, finite.max() * 1.8,
+                       floor if (x == floor).any() else None)
+        ax.set_title(f"{trace} ({len(mine)} runs, {len(front)} on the front)", fontsize=10)
+        ax.set_xlabel(xlabel + (", log scale" if ax.get_xscale() == "log" else ""), fontsize=9)
+        ax.set_ylabel("energy (kWh)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, which="both" if ax.get_xscale() == "log" else "major", lw=0.5)
+    for ax in axes.flat[len(traces):]:
+        ax.set_visible(False)
+    per_policy = _policy_runs(rows)
+    front_handle = Line2D([], [], ls="--", marker="o", markersize=11, markerfacecolor="none", color="k",
+                          label="Pareto front (no other run has\nboth lower energy and lower SLAV)")
+    columns = [[Line2D([], [], ls="", marker=marker[run], color=colour[p], markersize=7, label=run)
+                for run in runs] for p, runs in per_policy.items()] + [[front_handle]]
+    if len(columns) <= 6:  # one legend column per policy, the front last
+        height = max(len(c) for c in columns)
+        blank = Line2D([], [], ls="", label=" ")
+        handles = [h for c in columns for h in c + [blank] * (height - len(c))]
+        ncols = len(columns)
+    else:
+        handles, ncols = [h for c in columns for h in c], 4
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8, ncols=ncols,
+               frameon=False, title="run (colour: policy, marker: setting)", title_fontsize=8)
+    return _png(fig)
+
+
+def fig_parameter(rows: Sequence[dict], param: str) -> str:
+    """Each key metric against one swept parameter, one line per (policy, trace)."""
+    from presplit.extras import require
+
+    require("report", "matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from presplit.scale.sweep import format_value
+
+    colour = _policy_colours(rows)
+    trace_order = list(dict.fromkeys(r["trace"] for r in rows))
+    style = {t: TRACE_STYLES[i % len(TRACE_STYLES)] for i, t in enumerate(trace_order)}
+    marks = {t: MARKERS[i % len(MARKERS)] for i, t in enumerate(trace_order)}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
+    all_values = [v for pts in parameter_series(rows, param, "energy_kwh").values() if len(pts) > 1
+                  for v, _, _ in pts]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in all_values)
+    cats = list(dict.fromkeys(str(v) for v in all_values))
+    values = sorted(set(all_values)) if numeric else []
+    position = (lambda v: v) if numeric else (lambda v: cats.index(str(v)))
+    lines = []
+    for ax, (metric, label, scale) in zip(axes.flat, KEY_METRICS):
+        series = parameter_series(rows, param, metric)
+        ys = []
+        for (policy, trace), pts in series.items():
+            if len(pts) < 2:
+                continue  # one value says nothing about the parameter's effect (see parameter_note)
+            xv = [position(v) for v, _, _ in pts]
+            yv = [m * scale for _, m, _ in pts]
+            ys += yv
+            ax.plot(xv, yv, color=colour[policy], ls=style[trace], marker=marks[trace], markersize=5, lw=1.3)
+            if metric == KEY_METRICS[0][0]:
+                lines.append((policy, trace))
+        pos = np.array([v for v in ys if v > 0])
+        if len(pos) == len(ys) and len(pos) and pos.max() / pos.min() > 10:
+            ax.set_yscale("log")
+            label += ", log scale"
+        ax.set_ylabel(label if len(label) < 30 else label.replace(" (", "\n("), fontsize=9)
+        ax.set_xlabel(param, fontsize=9)
+        if not numeric:
+            ax.set_xticks(range(len(cats)), cats)
+        elif len(values) <= 12:
+            ax.set_xticks(values, [format_value(v) for v in values])
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, lw=0.5)
+    legend_ax = axes.flat[-1]
+    legend_ax.axis("off")
+    policy_rank = {p: i for i, p in enumerate(colour)}
+    lines.sort(key=lambda pt: (policy_rank[pt[0]], trace_order.index(pt[1])))
+    handles = [Line2D([], [], color=colour[p], ls=style[t], marker=marks[t], label=f"{p} / {t}") for p, t in lines]
+    legend_ax.legend(handles=handles, loc="center", fontsize=8, frameon=False, title="policy / trace",
+                     title_fontsize=8, ncols=1 if len(handles) <= 14 else 2)
+    fig.suptitle(f"key metrics against {param}", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def parameter_note(rows: Sequence[dict], param: str) -> str:
+    """What each point of a parameter figure is: one run, or a mean over the other parameters' values."""
+    series = parameter_series(rows, param, "energy_kwh")
+    drawn = {k: pts for k, pts in series.items() if len(pts) > 1}
+    others = sorted({k for r in rows if param in run_params(r) for k in run_params(r) if k != param})
+    averaged = max((n for pts in drawn.values() for _, _, n in pts), default=1)
+    policies = ", ".join(dict.fromkeys(p for p, _ in drawn))
+    text = f"Drawn: {policies or 'none'}, one line per policy and trace. "
+    if averaged > 1:
+        text += (f"Each point is the mean over the runs with that {param} value, i.e. averaged over the swept "
+                 f"values of {', '.join(others)} (up to {averaged} runs per point). ")
+    else:
+        text += "Each point is one run" + (f"; {', '.join(others)} stay at one value per policy (not swept). "
+                                            if others else "; no other parameter was swept. ")
+    single = [f"{p} on {t}" for (p, t), pts in series.items() if len(pts) == 1]
+    if single:
+        text += f"Left out (one {param} value only, no line to draw): {', '.join(single)}."
+    return text.strip()
+
+
 # --------------------------------------------------------------------------- page
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1200px;
  color:#1d2430;line-height:1.45;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #d0d7de}
+h3{font-size:1.05em;margin-top:1.5em}figure{margin:1em 0}
 .meta{color:#57606a;font-size:.9em}.note{background:#f6f8fa;border-left:4px solid #8c959f;padding:.5em 1em}
 table{border-collapse:collapse;margin:1em 0;font-size:.86em}caption{text-align:left;color:#57606a;padding:.3em 0}
 th,td{padding:.25em .6em;border-bottom:1px solid #eaeef2;text-align:left;white-space:nowrap}
@@ -317,9 +590,13 @@ def build_report(rows: Sequence[dict], *, source: str, reference: Sequence[dict]
     parts = [f"<h1>presplit sweep report</h1><p class=\"meta\">{len(rows)} runs: {len(runs)} policy settings "
              f"x {len(traces)} traces, from <code>{esc(source)}</code>; generated "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.</p>",
-             '<nav><a href="#metrics">metrics</a><a href="#active">active hosts</a>'
-             '<a href="#migrations">migrations per guest</a><a href="#forecast">forecasts</a>'
-             '<a href="#cloudsim">CloudSim comparison</a></nav>']
+             '<nav><a href="#metrics">metrics</a><a href="#tradeoff">energy vs SLA</a>'
+             '<a href="#parameters">per parameter</a><a href="#active">active hosts</a>'
+             '<a href="#migrations">migrations per guest</a><a href="#cloudsim">CloudSim comparison</a></nav>',
+             '<p class="note" id="no-forecasts">Sweep results hold one row of metrics per run and no '
+             "per-guest forecasts, so this report has no forecast-against-actual figure; "
+             "<code>presplit forecast plot</code> draws one forecast against what followed, and "
+             "<code>presplit forecast backtest</code> scores the forecasters.</p>"]
 
     parts.append('<h2 id="metrics">Energy, SLA violation and migrations per policy and day</h2>')
     parts.append(fig_metrics(rows))
@@ -327,6 +604,28 @@ def build_report(rows: Sequence[dict], *, source: str, reference: Sequence[dict]
                             caption="One row per run. SLAV and overall SLA violation use CloudSim's "
                                     "ratio-of-sums definitions; fluid bound = energy if every MIPS ran on "
                                     "the most efficient host type at 100 %; E / bound = energy / fluid bound."))
+
+    parts.append('<h2 id="tradeoff">Energy against SLA violation</h2>')
+    parts.append('<p>One point per run, one panel per trace (energies of different traces are not '
+                 "comparable). The SLA axis is SLAV = SLATAH x PDM, the metric of Beloglazov and Buyya "
+                 "(2012) that CloudSim reports and ESV = energy x SLAV combines with energy. Ringed points, "
+                 "joined by the dashed line, are the Pareto front of their trace: no other run on it has "
+                 "both lower energy and lower SLAV.</p>")
+    parts.append(f'<figure id="tradeoff-figure">{fig_tradeoff(rows)}</figure>')
+    parts.append(table_html(tradeoff_rows(rows), ("trace", "run"),
+                            ("energy_kwh", "slav", "overall_sla_violation", "esv", "migrations"),
+                            table_id="pareto", caption="The Pareto-optimal runs of each trace (energy and "
+                                                       "SLAV both lower is better)."))
+
+    parts.append('<h2 id="parameters">Key metrics against each swept parameter</h2>')
+    params = swept_parameters(rows)
+    if not params:
+        parts.append('<p class="note" id="parameters-none">No parameter was swept (no policy ran with more '
+                     "than one value of a parameter).</p>")
+    for param in params:
+        parts.append(f'<h3 id="param-{esc(param)}">{esc(param)}</h3>')
+        parts.append(f"<p>{esc(parameter_note(rows, param))}</p>")
+        parts.append(f'<figure class="param" data-param="{esc(param)}">{fig_parameter(rows, param)}</figure>')
 
     parts.append('<h2 id="active">Active hosts over time</h2>')
     parts.append(fig_active_hosts(rows))
@@ -337,13 +636,6 @@ def build_report(rows: Sequence[dict], *, source: str, reference: Sequence[dict]
     parts.append(table_html(stats, ("trace", "run"), ("mig_mean", "mig_p50", "mig_p95", "mig_max", "mig_never"),
                             table_id="migrations-per-guest",
                             caption="Per run: migrations of one guest over the whole trace."))
-
-    parts.append('<h2 id="forecast">Forecast against actual</h2>')
-    if any("forecast" in r for r in rows):
-        parts.append('<p class="note">The results carry forecasts, but this report version does not plot them yet.</p>')
-    else:
-        parts.append('<p class="note">Not shown: sweep results do not carry per-guest forecasts '
-                     "(use <code>presplit forecast</code> to plot forecasts against actual demand).</p>")
 
     parts.append('<h2 id="cloudsim">Comparison with CloudSim 3.0.3</h2>')
     matched = compare_with_reference(rows, reference)
