@@ -8,6 +8,7 @@ need=""
 [ -x /usr/bin/prometheus ] || need="$need prometheus"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
+[ -x /usr/bin/systemd-analyze ] || need="$need systemd"  # verifies deploy/systemd/presplit.service
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     # The package lists may be missing in a fresh container; refresh them once if the install fails.

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from presplit.cli.main import cli
-from presplit.cli.simulate_cmd import DEFAULT_POLICIES
+from presplit.cli.simulate_cmd import DEFAULT_POLICIES, INT_KEYS
 from presplit.scenarios import resolve_scenario
 from presplit.sim.runner import METRIC_KEYS
 
@@ -120,10 +120,10 @@ def test_small_run_table_and_json(day, tmp_path):
     assert [(r["trace"], r["policy"]) for r in rows] == [("20990101", p) for p in POLICIES]
     for row in rows:
         assert set(row) == {"trace", "policy", *METRIC_KEYS}
-        assert type(row["migrations"]) is int
         for key in METRIC_KEYS:
-            if key != "migrations":
-                assert type(row[key]) is float, key
+            expected = int if key in INT_KEYS else str if key in ("model", "forecaster") else float
+            assert type(row[key]) is expected, key
+        assert row["model"] == "cloudsim"
         assert row["energy_kwh"] > 0 and row["energy_over_bound"] >= 1.0
         for key in ("slatah", "pdm", "overall_sla_violation"):
             assert 0.0 <= row[key] <= 1.0

@@ -108,3 +108,13 @@ def test_a_good_profile_revives_a_loop_that_died(tmp_path, monkeypatch):
         assert "loop_failed" in {e["event"] for e in events} and "profile_changed" in {e["event"] for e in events}
     finally:
         s.close()
+
+
+def test_the_api_refuses_a_policy_named_by_file_or_module(served):
+    """A profile over the API may name built-in policies and installed entry points only: never code to import."""
+    before = served.client.get("/api/profile").json()
+    for name in ("examples/threshold_policy.py:Threshold", "my-policy.py:C", "os:system", "pkg.mod:Cls"):
+        r = served.client.put("/api/profile", json={"policies": [{"name": name}]}, headers=served.auth())
+        assert r.status_code == 422, (name, r.text)
+        assert "not accepted over the API" in r.text
+    assert served.client.get("/api/profile").json() == before

@@ -44,6 +44,7 @@ class CloudSimWorld:
         self.conditions = self
         self.later: dict[int, set[int]] = {}  # guest -> destinations a later move of the same step superseded
         self.finished: dict | None = None
+        self.sharing: dict[tuple[int, int], int] = {}  # (guest, host) -> migrations sharing its busier NIC
 
     # ------------------------------------------------------------ Backend protocol
     def capabilities(self) -> Capabilities:
@@ -65,7 +66,7 @@ class CloudSimWorld:
         if e.in_migration[g]:
             # a second move of a guest in flight: it lands at h after passing the first destination
             self.later.setdefault(g, set()).update(d for gg, d in e.incoming if gg == g)
-        e._start_migration(g, h, e.now)
+        e._start_migration(g, h, e.now, self.sharing.pop((g, h), 1))
         self._moved_at = e.now
         end = next(item[0] for item in e._pending if item[1] == seq)
         return Receipt(True, "", e.now, end)
@@ -75,6 +76,9 @@ class CloudSimWorld:
         dependencies here (the generic ordering would make the second wait for the first to land)."""
         from presplit.plan.ordering import ActionPlan, PlannedAction
 
+        if self.model.precopy:  # the step's moves share NICs as the engine's own step counts them
+            moves = [(int(a.guest), int(a.to_domain)) for a in actions]
+            self.sharing = dict(zip(moves, self.engine.nic_shares(moves)))
         return ActionPlan(tuple(PlannedAction(i, a) for i, a in enumerate(actions)), limits)
 
     def revert(self, action, before: dict) -> Receipt:
@@ -84,8 +88,7 @@ class CloudSimWorld:
         e = self.engine
         self._flush()
         if t >= self.next_tick:
-            e._finish_migrations_until(t)
-            e._update(t, tick=True)
+            e.begin_tick(t)
             self.next_tick = t + self.model.interval_s
         else:
             # ends at or before t: the applier waits exactly until a migration's end
@@ -95,11 +98,7 @@ class CloudSimWorld:
         """End the run as the engine's ``run`` does; the metrics dict it would return."""
         e, m = self.engine, self.model
         self._flush()
-        e._finish_migrations_until(m.horizon_s)
-        metrics = e.metrics.finish(e.migrations)
-        if getattr(e.policy, "non_power_aware", False):
-            ticks = int((m.horizon_s - m.first_tick_s) // m.interval_s)
-            metrics["energy_kwh"] = float(e.h_power[:, -1].sum() * ticks * m.interval_s / 3.6e6)
+        metrics = e.finish_metrics(int((m.horizon_s - m.first_tick_s) // m.interval_s))
         self.finished = metrics
         return metrics
 

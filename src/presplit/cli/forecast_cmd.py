@@ -237,5 +237,47 @@ def plot(trace, model_name, resource, horizon, at, history, guests, threshold, w
     click.echo(f"plot written to {out}: " + ", ".join(f"{g} ({r})" for g, r in zip(drawn.labels, drawn.reasons)))
 
 
+
+@forecast.command("models")
+@click.option("--json", "json_path", default=None, metavar="FILE|-", help="Also write the list as JSON ('-': stdout).")
+def models_cmd(json_path) -> None:
+    """Every forecaster, one line each: the decision forecasters policies act on (outlook, reactive, oracle) and
+    every model of `presplit forecast backtest`, all of which `presplit simulate --forecaster NAME` takes."""
+    import json
+
+    from presplit.forecast.decision import BUILTIN, forecaster_names
+    from presplit.forecast.registry import create
+
+    about = {"outlook": "presplit's outlook: window quantile plus trend of the summed observed series (default)",
+             "reactive": "the last observed value, no margin",
+             "oracle": "the trace's true demand from now to the horizon, nothing beyond (simulation only)",
+             # models whose class has no docstring line of its own
+             "baseline-last": "the last value, flat over the horizon",
+             "gbm-quantile": "one global LightGBM quantile model over every series (lags, time of day)",
+             "online-ses": "online simple exponential smoothing with conformal intervals",
+             "stack-quantile": "LightGBM stacked on the baselines' own forecasts (slow)",
+             "select-quantile": "per guest, the expert with the lowest recent pinball loss (slow)"}
+    rows = []
+    for name in forecaster_names():
+        if name in about:
+            text = about[name]
+        elif name.startswith("baseline-window-mean-"):
+            text = f"the mean of the last {name.rsplit('-', 1)[1]}, flat over the horizon"
+        else:
+            model = create(name)
+            doc = (type(model).__doc__ or "").strip().splitlines()
+            text = (doc[0] if doc else type(model).__name__).rstrip(".:")
+        rows.append({"name": name, "kind": "decision" if name in BUILTIN else "model", "about": text})
+    if json_path == "-":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['about']}")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(forecast())

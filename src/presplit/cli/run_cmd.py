@@ -223,6 +223,7 @@ def _cloudsim_world(scenario, trace, profile, policies):
     from presplit.backends.cloudsim_world import CloudSimPolicy, CloudSimWorld
     from presplit.cli.simulate_cmd import check_cloudsim_length, load_scenario_trace, load_user_trace
     from presplit.scenarios import resolve_scenario
+    from presplit.scenarios.trace_fleet import build_fleet
 
     if len(profile.policies) != 1:
         raise click.BadParameter("the CloudSim world runs exactly one policy", param_hint="'--profile'")
@@ -230,4 +231,4 @@ def _cloudsim_world(scenario, trace, profile, policies):
     workload = load_user_trace(trace, "--trace") if trace else load_scenario_trace(traces[0], scenario)
     check_cloudsim_length(workload, f"--trace {trace}" if trace else f"scenario {scenario!r}")
     name = profile.policies[0].name
-    return CloudSimWorld(workload, name, fleet=factory(workload.n_guests)), [CloudSimPolicy(name)]
+    return CloudSimWorld(workload, name, fleet=build_fleet(factory, workload)), [CloudSimPolicy(name)]

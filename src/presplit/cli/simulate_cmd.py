@@ -17,7 +17,7 @@ DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt
 """The baselines of the CloudSim reference runs, plus the non-power-aware one."""
 
 PERCENT_KEYS = ("slatah", "pdm", "slav", "overall_sla_violation")
-INT_KEYS = ("migrations",)
+INT_KEYS = ("migrations", "refused_actions", "boots", "guests_unplaced")
 
 
 # --------------------------------------------------------------------------- running
@@ -38,7 +38,7 @@ def clean_row(row: dict, *, trace: str, policy: str) -> dict:
         value = row[key]
         if hasattr(value, "item"):  # numpy scalar
             value = value.item()
-        out[key] = int(value) if key in INT_KEYS else float(value)
+        out[key] = value if isinstance(value, str) else int(value) if key in INT_KEYS else float(value)
     return out
 
 
@@ -49,19 +49,21 @@ def _init_worker(workloads: Sequence, fleet_factory: Callable | None, seed: int)
     _WORKER.update(workloads=workloads, fleet_factory=fleet_factory, seed=seed)
 
 
-def _run_pair(index: int, policy: str) -> dict:
+def _run_pair(index: int, policy: str, forecaster: str | None = None) -> dict:
+    from presplit.scenarios.trace_fleet import build_fleet
     from presplit.sim.runner import run_simulation
 
     workload, label = _WORKER["workloads"][index]
     factory = _WORKER["fleet_factory"]
-    fleet = factory(workload.n_guests) if factory is not None else None
-    row, _ = run_simulation(workload, policy, fleet=fleet, seed=_WORKER["seed"])
+    fleet = build_fleet(factory, workload) if factory is not None else None
+    row, _ = run_simulation(workload, policy, fleet=fleet, seed=_WORKER["seed"], forecaster=forecaster)
     return clean_row(row, trace=label, policy=policy)
 
 
 def run_pairs(workloads: Sequence[tuple[object, str]], policies: Sequence[str], *,
               fleet_factory: Callable | None = None, seed: int = 0, jobs: int = 1,
-              progress: bool = True, description: str = "simulating") -> list[dict]:
+              progress: bool = True, description: str = "simulating",
+              forecasters: Sequence[str] = ()) -> list[dict]:
     """Run every (workload, policy) pair; rows come back in input order (traces outer, policies inner).
 
     ``workloads`` holds ``(Workload, label)`` pairs. With ``jobs > 1`` pairs run
@@ -69,15 +71,23 @@ def run_pairs(workloads: Sequence[tuple[object, str]], policies: Sequence[str], 
     ``wall_s`` and ``peak_rss_mb`` do). A progress bar goes to stderr when
     ``progress`` is true and there is more than one run.
     """
-    tasks = [(i, p) for i in range(len(workloads)) for p in policies]
+    tasks = [(i, p, f) for i in range(len(workloads)) for p in policies
+             for f in (forecasters if forecasters and _takes_forecaster(p) else (None,))]
     return run_tasks(workloads, tasks, fleet_factory=fleet_factory, seed=seed, jobs=jobs,
                      progress=progress, description=description)
 
 
-def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple[int, str]], *,
+def _takes_forecaster(policy: str) -> bool:
+    from presplit.policies import make_policy
+    from presplit.sim.runner import takes_forecaster
+
+    return takes_forecaster(make_policy(policy))
+
+
+def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple], *,
               fleet_factory: Callable | None = None, seed: int = 0, jobs: int = 1,
               progress: bool = True, description: str = "simulating") -> list[dict]:
-    """Like :func:`run_pairs` for an explicit list of ``(workload index, policy)`` tasks."""
+    """Like :func:`run_pairs` for an explicit list of ``(workload index, policy[, forecaster])`` tasks."""
     results: list[dict | None] = [None] * len(tasks)
     jobs = max(1, min(jobs, len(tasks)))
 
@@ -97,14 +107,14 @@ def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple[int
         if jobs == 1:
             _init_worker(workloads, fleet_factory, seed)
             try:
-                for k, (i, p) in enumerate(tasks):
-                    done(k, _run_pair(i, p))
+                for k, task in enumerate(tasks):
+                    done(k, _run_pair(*task))
             finally:
                 _WORKER.clear()
         else:
             with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                      initargs=(list(workloads), fleet_factory, seed)) as pool:
-                futures = {pool.submit(_run_pair, i, p): k for k, (i, p) in enumerate(tasks)}
+                futures = {pool.submit(_run_pair, *task): k for k, task in enumerate(tasks)}
                 for fut in as_completed(futures):
                     done(futures[fut], fut.result())
     finally:
@@ -143,7 +153,8 @@ def render_table(rows: Sequence[dict]):
             table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
     for r in rows:
         table.add_row(
-            r["trace"], r["policy"], f"{r['energy_kwh']:.2f}", f"{r['migrations']:,}",
+            r["trace"], r["policy"] + (f" [{r['forecaster']}]" if r.get("forecaster") not in (None, "none") else ""),
+            f"{r['energy_kwh']:.2f}", f"{r['migrations']:,}",
             _pct(r["slatah"]), _pct(r["pdm"]), _pct(r["slav"]), f"{r['esv']:.4g}",
             _pct(r["overall_sla_violation"]), f"{r['energy_over_bound']:.3f}", f"{r['wall_s']:.2f}")
     return table
@@ -170,13 +181,23 @@ def render_table(rows: Sequence[dict]):
               metavar="FILE|-",
               help="Also write the results as a JSON list of objects (trace, policy and every metric); "
                    "'-' writes them to stdout instead of the table. Example: --json results.json")
+@click.option("--forecaster", "forecasters", multiple=True, metavar="NAME",
+              help="Forecast the presplit policy decides on; repeatable (one row per trace x policy x forecaster; "
+                   "policies that decide on no forecast run once): outlook (the default), reactive (the last "
+                   "value), oracle (the trace's true future over the horizon; simulation only), or any model of "
+                   "`presplit forecast models`. Example: --forecaster reactive --forecaster oracle")
+@click.option("--model", "model_name", type=click.Choice(["cloudsim", "realistic"]), default=None,
+              help="Model preset: cloudsim (CloudSim 3.0.3's, for parity: memory is asked for only at start, hosts "
+                   "boot at once) or realistic (memory is a hard limit, hosts take 180 s to boot and 60 s to stop "
+                   "and draw 10 W off, idle guests stay, pre-copy migrations share NIC bandwidth). Default: the "
+                   "scenario's `model:` (cloudsim). Example: --model realistic")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="N",
               help="Seed for randomised policies (the rs selector). Example: --seed 7")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run (trace, policy) pairs in N parallel processes; results and their order do "
                    "not change. Example: --jobs 2")
 def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], json_path: str | None,
-             seed: int, jobs: int) -> None:
+             forecasters: tuple[str, ...], model_name: str | None, seed: int, jobs: int) -> None:
     """Replay traces under consolidation policies and report energy, migrations and SLA metrics.
 
     Every (trace, policy) pair is run; one table row per run, in the order given.
@@ -197,12 +218,23 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     if scenario.strip().lower() not in SCENARIOS:
         scen = load_scenario(scenario)  # an unknown name or a bad file is a ScenarioError: one line
         if scen.engine == "domains":
+            if forecasters:
+                from presplit.errors import InputError
+
+                raise InputError("--forecaster: the split-domain engine's policies decide on their own outlook "
+                                 "for now; --forecaster applies to the CloudSim engine's presplit policy")
+            if model_name is not None and model_name != scen.model_preset:
+                scen = _with_model(scen, model_name)
             _simulate_domains(scen, traces, policies, json_path, seed, jobs)
             return
         scenario_name = scen.name
     else:
         scenario_name = scenario.strip().lower()
     fleet_factory, default_traces = resolve_scenario(scenario)
+    if model_name is not None:
+        from presplit.scenarios.trace_fleet import Remodel
+
+        fleet_factory = Remodel(fleet_factory, model_name)
 
     policy_list = list(policies) or list(DEFAULT_POLICIES)
     for name in policy_list:
@@ -214,7 +246,16 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     for (workload, _), path in zip(workloads, traces or default_traces):
         check_cloudsim_length(workload, f"--trace {path}" if traces else f"scenario {scenario_name!r}: trace {path}")
 
-    rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs)
+    if forecasters:
+        from presplit.errors import InputError
+        from presplit.forecast.decision import forecaster_names
+
+        known = forecaster_names()
+        for name in forecasters:
+            if name not in known:
+                raise InputError(f"--forecaster {name!r}: unknown; expected one of {', '.join(known)}")
+    rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs,
+                     forecasters=forecasters)
 
     print_table(render_table(rows), json_path, width=160)
     if json_path is not None:
@@ -363,6 +404,17 @@ def check_cloudsim_policy(name: str, scenario_name: str, *, seed: int = 0) -> No
 
         raise PolicyError("--policy: " + engine_mismatch(name, scenario_name, "cloudsim",
                                                          other_scenarios=scenarios_of_engine("domains")))
+
+
+def _with_model(scen, model_name: str):
+    """A domain scenario under another model preset: where the file leaves them out, host groups take the
+    preset's boot delay and off power (the domain world already books every guest's full RAM)."""
+    from presplit.scenarios.loader import read_yaml
+    from presplit.scenarios.schema import build_scenario
+
+    data = read_yaml(Path(scen.path))
+    data["model"] = model_name
+    return build_scenario(Path(scen.path), data)
 
 
 def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: str | None,

@@ -13,11 +13,12 @@ engine is ``domains`` runs on :mod:`presplit.sim.domain_engine`
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
 from presplit.errors import InputError
-from presplit.model.hardware import Fleet, cloudsim_preset
+from presplit.model.hardware import Fleet, cloudsim_preset, preset_fleet
 
 FleetFactory = Callable[[int], Fleet]
 """Builds the fleet for a workload with the given number of guests."""
@@ -38,8 +39,16 @@ def _cloudsim() -> tuple[FleetFactory, list[Path]]:
     return cloudsim_preset, [bundled_planetlab_day("20110303")]
 
 
+def _bitbrains() -> tuple[FleetFactory, list[Path]]:
+    from presplit.scenarios.trace_fleet import TraceFleet
+
+    return TraceFleet(), [Path(str(files("presplit") / "data" / "bitbrains" / "rnd_2013-7_first7d.parquet"))]
+
+
 SCENARIOS: dict[str, Callable[[], tuple[FleetFactory, list[Path]]]] = {
     "cloudsim": _cloudsim,
+    # The Bitbrains week on CloudSim-like 16 GB hosts, realistic model (presplit.scenarios.trace_fleet).
+    "bitbrains": _bitbrains,
 }
 
 
@@ -67,7 +76,9 @@ def resolve_scenario(name: str) -> tuple[FleetFactory, list[Path]]:
         raise ScenarioError(f"{name!r} is a {scenario.engine!r} scenario: it runs on the domain engine "
                             "(presplit.scenarios.load_scenario), not the CloudSim engine")
     traces = [f.trace for f in scenario.feeds if f.trace is not None]
-    return cloudsim_preset, traces or SCENARIOS["cloudsim"]()[1]
+    factory = cloudsim_preset if scenario.model_preset == "cloudsim" else partial(preset_fleet,
+                                                                                   model=scenario.model_preset)
+    return factory, traces or SCENARIOS["cloudsim"]()[1]
 
 
 def load_scenario(name: str):

@@ -235,7 +235,7 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
     forecasts = ObservedForecasts(run.state.n_guests) if getattr(chosen, "needs_forecasts", False) else None
     result = run_domains(run.state, run.workload, chosen, forecasts=forecasts, n_steps=run.n_steps,
                          record_events=record_events)
-    row = {"trace": scenario.name, "policy": policy, **result.metrics,
+    row = {"trace": scenario.name, "policy": policy, "model": scenario.model_preset, **result.metrics,
            "wall_s": time.perf_counter() - started,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     return row, result, run

@@ -28,7 +28,8 @@ from presplit.model.domains import DomainModel, Service
 from presplit.model.hardware import PowerModel
 
 MISSING = object()
-TOP_KEYS = {"name", "description", "engine", "preset", "base", "interval_s", "horizon", "start", "hosts", "fabric",
+TOP_KEYS = {"name", "description", "engine", "preset", "model", "base", "interval_s", "horizon", "start", "hosts",
+            "fabric",
             "services", "migration", "patch", "guests"}
 HOST_KEYS = {"name", "count", "cores", "mips_per_core", "ram_gb", "nic_gbit", "racks", "boot_delay_s",
              "off_power_w", "power_w", "power_source"}
@@ -140,6 +141,7 @@ class Scenario:
     model: DomainModel = DomainModel()
     calendar: Any = None  # MaintenanceCalendar
     feeds: tuple[GuestFeed, ...] = ()
+    model_preset: str = "cloudsim"  # the `model:` key: cloudsim or realistic (presplit.model.hardware.model_preset)
 
 
 def shipped_scenarios() -> dict[str, Path]:

@@ -19,6 +19,7 @@ from presplit.scenarios.loader import (
 )
 
 ENGINES = ("cloudsim", "domains")
+MODEL_PRESETS = ("cloudsim", "realistic")  # as presplit.model.hardware.MODEL_PRESETS
 
 # Upper bounds that catch typos and unit slips (a fleet of 10^9 hosts would
 # exhaust memory long before it ran), far above any real scenario.
@@ -34,11 +35,15 @@ def build_scenario(path: Path, data: dict) -> Scenario:
         raise ScenarioFileError(path, "engine", f"unknown engine {engine!r}", " or ".join(ENGINES))
     name = top.get("name", str, path.stem)
     description = top.get("description", str, "")
+    model_name = top.get("model", str, "cloudsim")
+    if model_name not in MODEL_PRESETS:
+        raise ScenarioFileError(path, "model", f"unknown model {model_name!r}", " or ".join(MODEL_PRESETS))
     if engine == "cloudsim":
         preset = top.get("preset", str, "cloudsim")
         if preset != "cloudsim":
             raise ScenarioFileError(path, "preset", f"unknown preset {preset!r}", "cloudsim")
-        return Scenario(name, path, engine, description, preset=preset, feeds=_feeds(path, top))
+        return Scenario(name, path, engine, description, preset=preset, feeds=_feeds(path, top),
+                        model_preset=model_name)
     interval = top.get("interval_s", float, 300.0, positive=True, unit="seconds")
     horizon = top.get("horizon", (str, int, float), None)
     if horizon is not None:
@@ -47,7 +52,9 @@ def build_scenario(path: Path, data: dict) -> Scenario:
     raw_hosts = top.get("hosts", list)
     if not raw_hosts:
         raise ScenarioFileError(path, "hosts", "empty", "at least one host group")
-    hosts = tuple(_host(path, h, f"hosts[{i}]") for i, h in enumerate(raw_hosts))
+    # The realistic model's host defaults (where a host group does not say): 180 s to boot, 10 W off.
+    defaults = (180.0, 10.0) if model_name == "realistic" else (120.0, 0.0)
+    hosts = tuple(_host(path, h, f"hosts[{i}]", defaults) for i, h in enumerate(raw_hosts))
     fabric = _fabric(path, top.get("fabric", dict, {}))
     mpc = hosts[0].mips_per_core
     services = _Reader(path, top.get("services", dict, {}), "services", {"minimal", "optional"})
@@ -87,7 +94,8 @@ def build_scenario(path: Path, data: dict) -> Scenario:
             raise ScenarioFileError(path, "patch.calendar", f"cannot read the calendar: {exc}",
                                     "finite, positive durations and valid rules") from None
     return Scenario(name, path, engine, description, interval_s=interval, horizon_s=horizon, start=start,
-                    hosts=hosts, fabric=dict(fabric), model=model, calendar=calendar, feeds=_feeds(path, top))
+                    hosts=hosts, fabric=dict(fabric), model=model, calendar=calendar, feeds=_feeds(path, top),
+                    model_preset=model_name)
 
 
 def _check_services_fit(path: Path, hosts: tuple[HostGroup, ...], minimal) -> None:
@@ -127,7 +135,7 @@ def _fabric(path: Path, raw) -> dict:
             "spine_latency_ms": r.get("spine_latency_ms", float, 0.2, nonneg=True, unit="milliseconds")}
 
 
-def _host(path: Path, raw, where: str) -> HostGroup:
+def _host(path: Path, raw, where: str, defaults: tuple[float, float] = (120.0, 0.0)) -> HostGroup:
     r = _Reader(path, raw, where, HOST_KEYS)
     watts = r.get("power_w", list)
     expected = "11 finite numbers >= 0: watts at 0, 10, ..., 100 % CPU"
@@ -143,8 +151,8 @@ def _host(path: Path, raw, where: str) -> HostGroup:
         ram_mb=r.get("ram_gb", float, positive=True, unit="GB") * 1024.0,
         nic_gbit=r.get("nic_gbit", float, 10.0, positive=True, unit="Gbit/s"),
         racks=r.get("racks", int, 1, positive=True),
-        boot_delay_s=r.get("boot_delay_s", float, 120.0, nonneg=True, unit="seconds"),
-        off_power_w=r.get("off_power_w", float, 0.0, nonneg=True, unit="watts"),
+        boot_delay_s=r.get("boot_delay_s", float, defaults[0], nonneg=True, unit="seconds"),
+        off_power_w=r.get("off_power_w", float, defaults[1], nonneg=True, unit="watts"),
         power=PowerModel(tuple(float(w) for w in watts)))
 
 

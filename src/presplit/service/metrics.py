@@ -25,6 +25,7 @@ thread as plans finish and ticks end.
 | ``presplit_forecast_interval_coverage_ratio`` | gauge | level: share of loads at or under the p95 forecast |
 | ``presplit_control_loop_duration_seconds`` | histogram | (a tick's own work: observe, forecast, plan, journal) |
 | ``presplit_ticks_total`` | counter | |
+| ``presplit_tick_failures_total`` | counter | |
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Metrics:
                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                                        registry=r)
         self.ticks = Counter("presplit_ticks", "Control ticks run.", registry=r)
+        self.tick_failures = Counter("presplit_tick_failures", "Control ticks that raised (journaled; the loop "
+                                     "went on).", registry=r)
         for kind in MIGRATION_KINDS.values():
             for outcome in ("succeeded", "failed"):
                 self.migrations.labels(kind, outcome)

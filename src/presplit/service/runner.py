@@ -223,6 +223,7 @@ class Runner:
         self.feed = ServiceFeed()
         self.route_cache: dict = {}
         self.revive = threading.Event()  # set by a new profile while the loop is down after an error
+        self._failed_seen = 0  # failed ticks already counted in the metrics
         self._draining = False
         self._approved: deque[int] = deque()  # approved plans waiting for the loop's thread (queue_approved)
         self._approved_lock = threading.Lock()
@@ -538,6 +539,10 @@ class Runner:
         if self.metrics is not None:
             self.metrics.loop_duration.observe(max(own_s, 0.0))
             self.metrics.ticks.inc()
+            failed = self.loop.failed_ticks if self.loop is not None else 0
+            if failed > self._failed_seen:
+                self.metrics.tick_failures.inc(failed - self._failed_seen)
+                self._failed_seen = failed
         self.refresh(tick=t)
 
     def plan_done(self, plan_id: int, status: str, wall_s: float, sim_s: float) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, PENDING
 from presplit.plan import (
-    Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, ResizeDomain, SplitDomain,
+    Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, PowerOn, ResizeDomain, SplitDomain,
 )
 from presplit.plan import advance, apply_action
 from presplit.plan.invariants import violations
@@ -130,7 +130,7 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     steps = workload.cpu.shape[1] if n_steps is None else min(n_steps, workload.cpu.shape[1])
     metrics = DomainMetrics(state)
     counts = dict(intra_host_moves=0, cross_host_migrations=0, fabric_gb=0.0, splits=0, merges=0, service_changes=0,
-                  actions_refused=0, energy_actions_j=0.0)
+                  actions_refused=0, energy_actions_j=0.0, boots=0)
     per_guest = np.zeros(state.n_guests, np.int64)
     events: list[Event] = []
     windows = sorted(state.patch_windows, key=lambda w: w.end)
@@ -170,6 +170,8 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
                 counts["intra_host_moves"] += len(outcome.guests)  # merged guests are re-pinned
             elif isinstance(action, SplitDomain):
                 counts["splits"] += 1
+            elif isinstance(action, PowerOn):
+                counts["boots"] += 1
             elif isinstance(action, ResizeDomain) and action.services is not None:
                 counts["service_changes"] += 1
         metrics.step(state, dt)
@@ -179,6 +181,9 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     row = metrics.finish()
     row.update(counts)
     row["migrations"] = counts["cross_host_migrations"]
+    row["refused_actions"] = counts["actions_refused"]
+    row["boots"] = counts["boots"]
+    row["guests_unplaced"] = int((state.guest_status == PENDING).sum())
     row["patch_windows_total"] = len(scored)
     row["patch_windows_met"] = sum(1 for s in scored if s[3])
     row["max_migrations_per_guest"] = int(per_guest.max()) if len(per_guest) else 0

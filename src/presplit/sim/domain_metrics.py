@@ -49,6 +49,8 @@ class DomainMetrics:
         self.tables = np.array([h.power.watts for h in state.hosts], dtype=np.float64)
         self.idle = self.tables[:, 0]
         self.off_w = np.array([h.off_power_w for h in state.hosts])
+        self.host_ram = np.array([h.ram_mb for h in state.hosts])
+        self.max_ram_ratio = 0.0
         self.host_mips = np.array([h.cpu_mips for h in state.hosts])
         self.best_w_per_mips = min(h.power.max_w / h.cpu_mips for h in state.hosts)
         self.prev_watts: np.ndarray | None = None
@@ -66,6 +68,9 @@ class DomainMetrics:
         t0, t1 = state.now, state.now + dt
         n_dom, n_host = len(state.domains), state.n_hosts
         arrays = state.domain_arrays
+        # Guests' booked memory (migrating in: on both hosts) over each host's RAM, at its highest.
+        booked = np.bincount(arrays["host"], state.reserved[:, 1], minlength=n_host)
+        self.max_ram_ratio = max(self.max_ram_ratio, float((booked / self.host_ram).max()))
         req = np.where(state.guest_status != ABSENT, state.demand_mips, 0.0)
         dom = state.guest_domain
         placed = dom >= 0
@@ -159,7 +164,9 @@ class DomainMetrics:
         return {
             "energy_kwh": energy, "slatah": slatah, "pdm": pdm, "slav": slav, "esv": energy * slav,
             "overall_sla_violation": (self.requested - self.allocated) / self.requested if self.requested else 0.0,
-            "fluid_bound_kwh": bound, "energy_over_bound": energy / bound if bound else float("nan"),
+            "fluid_bound_kwh": bound, "fluid_bound_cpu_kwh": bound,
+            "energy_over_bound": energy / bound if bound else float("nan"),
+            "max_ram_ratio": self.max_ram_ratio,
             "served_bound_kwh": served, "energy_over_served_bound": energy / served if served else float("nan"),
             "guest_downtime_s": self.downtime_s,
             "migration_pause_s": self.migration_pause_s,

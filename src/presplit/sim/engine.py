@@ -9,6 +9,17 @@ records the host and guest states that SLATAH, PDM and the overall SLA
 violation are computed from. Everything per guest or per host is array work;
 only the per-host guest lists (whose order decides CloudSim's tie-breaks) are
 Python lists.
+
+The ``realistic`` model (:func:`presplit.model.hardware.model_preset`) turns
+on what CloudSim leaves out, each behind its own knob so the ``cloudsim``
+preset stays bit-identical: memory as a hard limit (a migration that would
+overfill its destination's RAM is refused and counted; a guest no host can
+start waits, and its demand counts as unserved), hosts that are on while they
+hold guests and take ``boot_delay_s`` to boot and ``shutdown_s`` to stop,
+guests that stay when idle, and pre-copy migrations whose duration and pause
+follow the bandwidth left on the NICs they share. RAM is booked on the
+destination when a migration starts and released on the source when it ends,
+so both carry the guest during the copy.
 """
 
 from __future__ import annotations
@@ -62,7 +73,18 @@ class Engine:
         self.alive = np.ones(self.n_guests, dtype=bool)
         self.in_migration = np.zeros(self.n_guests, dtype=bool)
         self.incoming: list[tuple[int, int]] = []  # (guest, destination) of migrations in flight
-        self.ram_free = self.h_ram.copy()
+        self.ram_cap = self.h_ram * (m.ram_overcommit if m.enforce_ram else 1.0)
+        self.ram_used = np.zeros(self.n_hosts)  # RAM of the guests each host holds (migrating in: both hosts)
+        self.count = np.zeros(self.n_hosts, dtype=np.int64)  # guests each host's list holds
+        self.ram_free = self.ram_cap.copy()
+        self.h_nic_mbps = fleet.host_attr("bw_mbit") / 8.0  # MB/s of each host's NIC
+        self.nic_busy = np.zeros(self.n_hosts, dtype=np.int64)  # migrations in flight through each NIC
+        self.shutdown_until = np.full(self.n_hosts, -np.inf)
+        self.waiting: list[int] = []  # guests no host could start yet (memory): they wait, unserved
+        self.refused = 0
+        self.boots = 0
+        self.max_ram_ratio = 0.0
+        self.pause_s = 0.0
         # Utilisation history, newest first, as CloudSim's PowerVm keeps it.
         self.history = np.zeros((self.n_guests, HISTORY_LENGTH))
         self.history_len = 0
@@ -104,37 +126,136 @@ class Engine:
             tick_times.append(t)
         active = np.zeros(len(tick_times), dtype=np.int64)
         for i, t in enumerate(tick_times):
-            self._finish_migrations_until(t)
-            self._update(t, tick=True)
+            self.begin_tick(t)
             moves = self.policy.optimise(self) if self.policy.migrates else []
-            for guest, dst in moves:
-                self._start_migration(guest, dst, t)
+            shares = self.nic_shares(moves) if m.precopy else None
+            for k, (guest, dst) in enumerate(moves):
+                self._start_migration(guest, dst, t, 1 if shares is None else shares[k])
             if moves:
                 self._update(t)
-            active[i] = int((self.h_util_mips > 0).sum())
+            active[i] = int(self._hosts_on(t).sum()) if m.hosts_on_with_guests else int((self.h_util_mips > 0).sum())
+        return SimResult(self.finish_metrics(len(tick_times)), active, self.migrations_per_guest, self.events)
+
+    def begin_tick(self, t: float) -> None:
+        """What happens at a tick before the policy is asked: migrations that ended land, waiting guests
+        that now fit start, and the fleet-wide update records the tick."""
+        self._finish_migrations_until(t)
+        if self.waiting:
+            self._place_waiting()
+        self._update(t, tick=True)
+
+    def finish_metrics(self, ticks: int) -> dict:
+        """End the run (migrations in flight land by the horizon); the metrics of the whole run."""
+        m = self.model
         self._finish_migrations_until(m.horizon_s)
         metrics = self.metrics.finish(self.migrations)
         if getattr(self.policy, "non_power_aware", False):
-            metrics["energy_kwh"] = float(self.h_power[:, -1].sum() * len(tick_times) * m.interval_s / 3.6e6)
-        return SimResult(metrics, active, self.migrations_per_guest, self.events)
+            metrics["energy_kwh"] = float(self.h_power[:, -1].sum() * ticks * m.interval_s / 3.6e6)
+        metrics.update(max_ram_ratio=self.max_ram_ratio, refused_actions=self.refused, boots=self.boots,
+                       migration_pause_s=self.pause_s, guests_unplaced=len(self.waiting))
+        return metrics
+
+    def _hosts_on(self, t: float) -> np.ndarray:
+        """Hosts that hold a guest, are booting, or have not finished shutting down."""
+        return (self.count > 0) | (self.shutdown_until > t) | (self.booting_until > t)
+
+    def host_counts(self) -> np.ndarray:
+        """Guests each host holds (migrating-in ones included)."""
+        return self.count.copy()
+
+    def _book(self, host: int, guest: int, sign: int) -> None:
+        """A guest joins (+1) or leaves (-1) a host's list: its RAM and the host's count follow."""
+        ram = self.g_ram[guest] * sign
+        self.ram_used[host] += ram
+        self.ram_free[host] -= ram
+        self.count[host] += sign
+        if sign > 0:
+            self.max_ram_ratio = max(self.max_ram_ratio, float(self.ram_used[host] / self.h_ram[host]))
 
     # ----------------------------------------------------------- placement
     def create(self, guest: int, host: int) -> None:
         """Place a new guest (initial placement)."""
         self.lists[host].append(guest)
         self.host_of[guest] = host
-        self.ram_free[host] -= self.g_ram[guest]
+        self._book(host, guest, +1)
 
-    def _start_migration(self, guest: int, dst: int, t: float) -> None:
+    def wait(self, guest: int) -> None:
+        """A guest no host can start now (memory is a limit): it waits, unserved, and is placed when room frees."""
+        if not self.model.enforce_ram:
+            raise RuntimeError(f"no host can start guest {guest}: the fleet is too small for the workload")
+        self.waiting.append(guest)
+
+    def _place_waiting(self) -> None:
+        """Start waiting guests on the first running host with room (then the first switched-off one)."""
+        count = self.host_counts()
+        still = []
+        for g in self.waiting:
+            ok = self.ram_free >= self.g_ram[g]
+            cand = np.flatnonzero(ok & (count > 0))
+            if len(cand) == 0:
+                cand = np.flatnonzero(ok)
+            if len(cand) == 0:
+                still.append(g)
+                continue
+            h = int(cand[0])
+            self.create(g, h)
+            count[h] += 1
+        self.waiting = still
+
+    def nic_shares(self, moves) -> list[int]:
+        """For each move of this tick, how many migrations share the busier of its two NICs."""
+        starts = np.zeros(self.n_hosts, dtype=np.int64)
+        for g, dst in moves:
+            starts[self.host_of[g]] += 1
+            starts[dst] += 1
+        load = self.nic_busy + starts
+        return [int(max(load[self.host_of[g]], load[dst])) for g, dst in moves]
+
+    def _precopy(self, guest: int, bandwidth: float) -> tuple[float, float]:
+        """(duration, pause) of a pre-copy migration at ``bandwidth`` MB/s: rounds until the dirty rest fits."""
         m = self.model
+        ram = float(self.g_ram[guest])
+        left, total = ram, 0.0
+        for _ in range(m.max_rounds):
+            seconds = left / bandwidth
+            total += seconds
+            left = min(m.dirty_rate_mb_s * seconds, ram)
+            if left / bandwidth <= m.max_downtime_s:
+                break
+        pause = left / bandwidth
+        return total + pause, pause
+
+    def _start_migration(self, guest: int, dst: int, t: float, sharing: int = 1) -> bool:
+        m = self.model
+        ram = self.g_ram[guest]
+        if m.enforce_ram and self.ram_used[dst] + ram > self.ram_cap[dst] + 1e-6:
+            self.refused += 1  # memory is a hard limit: the engine refuses what a policy should not ask
+            return False
+        src = int(self.host_of[guest])
+        if m.hosts_on_with_guests:
+            # On while it holds a guest (or is still shutting down: the shutdown is called off).
+            off = not self.lists[dst] and self.shutdown_until[dst] <= t and self.booting_until[dst] <= t
+            self.shutdown_until[dst] = -np.inf
+        else:
+            off = self.h_util_mips[dst] == 0 and self.booting_until[dst] <= t
         self.in_migration[guest] = True
         self.incoming.append((guest, dst))
         self.lists[dst].append(guest)
-        duration = self.g_ram[guest] / self.h_mbps[dst]
-        if m.boot_delay_s > 0 and self.h_util_mips[dst] == 0 and self.booting_until[dst] <= t:
+        self._book(dst, guest, +1)
+        if m.precopy:
+            bandwidth = min(self.h_nic_mbps[src], self.h_nic_mbps[dst]) * m.migration_bw_share / max(sharing, 1)
+            duration, pause = self._precopy(guest, bandwidth)
+            self.pause_s += pause
+            self.nic_busy[src] += 1
+            self.nic_busy[dst] += 1
+        else:
+            duration = ram / self.h_mbps[dst]
+        if m.boot_delay_s > 0 and off:
             # A switched-off destination boots first, at idle power, before the copy starts.
             self.booting_until[dst] = t + m.boot_delay_s
-            self.metrics.add_boot(dst, m.boot_delay_s)
+            self.boots += 1
+            if not m.hosts_on_with_guests:  # otherwise the host is on (it holds the guest) and counted as such
+                self.metrics.add_boot(dst, m.boot_delay_s)
         if self.booting_until[dst] > t:
             duration += self.booting_until[dst] - t
         self.migrations += 1
@@ -145,6 +266,7 @@ class Engine:
             self.events.append((t, guest, int(self.host_of[guest]), dst))
         heapq.heappush(self._pending, (t + duration, self._seq, guest, dst))
         self._seq += 1
+        return True
 
     def _finish_migrations_until(self, t: float) -> None:
         while self._pending and self._pending[0][0] < t:
@@ -155,6 +277,12 @@ class Engine:
                 src = self.host_of[guest]
                 if src >= 0:
                     self.lists[src].remove(guest)
+                    self._book(src, guest, -1)
+                    if self.model.precopy:
+                        self.nic_busy[src] -= 1
+                        self.nic_busy[dst] -= 1
+                    if self.model.hosts_on_with_guests and not self.lists[src]:
+                        self.shutdown_until[src] = end + self.model.shutdown_s
                 self.incoming.remove((guest, dst))
                 self.lists[dst].remove(guest)
                 self.lists[dst].append(guest)
@@ -172,7 +300,7 @@ class Engine:
             self.history[:, 1:] = self.history[:, :-1]
             self.history[:, 0] = self.requested / self.g_mips
             self.history_len = min(self.history_len + 1, HISTORY_LENGTH)
-        live = np.flatnonzero(self.alive)
+        live = np.flatnonzero(self.alive & (self.host_of >= 0)) if self.waiting else np.flatnonzero(self.alive)
         host = self.host_of[live]
         r = self.requested[live]
         mig = self.in_migration[live]
@@ -188,12 +316,19 @@ class Engine:
         if len(in_h):
             util_mips += np.bincount(in_h, in_alloc, minlength=self.n_hosts)
             req += np.bincount(in_h, self.requested[in_g], minlength=self.n_hosts)
-        self.metrics.record(t, util_mips / self.h_total, util_mips, req, live, alloc, r, mig)
+        on_until = None
+        if m.hosts_on_with_guests:
+            on_until = np.where(self.count > 0, np.inf, np.maximum(self.shutdown_until, self.booting_until))
+        unmet = float(self.requested[self.waiting].sum()) if self.waiting else 0.0
+        self.metrics.record(t, util_mips / self.h_total, util_mips, req, live, alloc, r, mig, on_until=on_until,
+                            unmet_mips=unmet)
         self.h_util_mips = util_mips
         self.now = t
         if m.remove_idle_guests:
             idle = live[(r == 0) & ~mig]
             for g in idle:
-                self.lists[self.host_of[g]].remove(g)
+                h = self.host_of[g]
+                self.lists[h].remove(g)
+                self._book(h, g, -1)
                 self.host_of[g] = -1
                 self.alive[g] = False

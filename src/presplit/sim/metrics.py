@@ -8,6 +8,13 @@ MIPS over time hosts were active); PDM as the MIPS withheld from migrating
 guests over all MIPS requested; the overall SLA violation as all MIPS withheld
 over all requested. A state recorded again at the same instant replaces the
 earlier one, as CloudSim's state histories do.
+
+Two additions for the realistic model, both off for CloudSim's: ``on_until``
+(per host, until when it is on: +inf while it holds guests, the end of its
+shutdown after the last one left) replaces "idle means off" -- an on host
+draws at least its idle power, an off one ``off_power_w``, and a host that
+stops mid-interval is split at that instant; ``unmet_mips`` is the demand of
+guests waiting for a host, requested and not served.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class MetricAccumulator:
         self.requested = 0.0
         self.allocated = 0.0
         self.migration_shortfall = 0.0
+        self.prev_on_until: np.ndarray | None = None
+        self.prev_unmet = 0.0
 
     @staticmethod
     def _cap(u: np.ndarray) -> np.ndarray:
@@ -45,14 +54,21 @@ class MetricAccumulator:
     def add_boot(self, host: int, seconds: float) -> None:
         self.joules += self.tables[host, 0] * seconds
 
-    def record(self, t, util, host_alloc, host_req, live, alloc, req, mig) -> None:
+    def record(self, t, util, host_alloc, host_req, live, alloc, req, mig, *, on_until=None,
+               unmet_mips: float = 0.0) -> None:
         util = self._cap(util)
         now_watts = power_at(self.tables, util)
         if self.last_t is not None and t > self.last_t:
             dt = t - self.last_t
-            on = self.prev_util > 0
-            watts = np.where(on, (self.prev_watts + now_watts) / 2.0, self.off_power_w)
-            self.joules += float(watts.sum()) * dt
+            if self.prev_on_until is None:
+                on = self.prev_util > 0
+                watts = np.where(on, (self.prev_watts + now_watts) / 2.0, self.off_power_w)
+                self.joules += float(watts.sum()) * dt
+            else:
+                on_s = np.clip(self.prev_on_until - self.last_t, 0.0, dt)
+                self.joules += float((on_s * (self.prev_watts + now_watts) / 2.0
+                                      + (dt - on_s) * self.off_power_w).sum())
+            self.requested += self.prev_unmet * dt
             active = self.prev_host_alloc > 0
             self.active_s += dt * int(active.sum())
             self.violation_s += dt * int((active & (self.prev_host_alloc < self.prev_host_req)).sum())
@@ -61,6 +77,8 @@ class MetricAccumulator:
             self.requested += float(pr.sum()) * dt
             self.migration_shortfall += float((pr - pa)[pm].sum()) * dt
         self.last_t = t
+        self.prev_on_until = on_until
+        self.prev_unmet = unmet_mips
         self.prev_util = util
         self.prev_watts = now_watts
         self.prev_host_alloc = host_alloc

@@ -38,7 +38,8 @@ class FirstFit:
             ok = (view.pe >= r) & (view.avail >= r) & (view.ram_free >= view.g_ram[g])
             hosts = np.flatnonzero(ok)
             if len(hosts) == 0:
-                raise RuntimeError(f"no host can start guest {g}: the fleet is too small for the workload")
+                engine.wait(g)  # memory is a limit: it waits (the engine raises where memory is not enforced)
+                continue
             view.create(g, int(hosts[0]))
             engine.create(g, int(hosts[0]))
 
@@ -62,7 +63,8 @@ class DetectAndConsolidate:
         for g in range(engine.n_guests):
             h = view.find_host(g, nothing, self.detector)
             if h is None:
-                raise RuntimeError(f"no host can start guest {g}: the fleet is too small for the workload")
+                engine.wait(g)
+                continue
             view.create(g, h)
             engine.create(g, h)
 

@@ -95,6 +95,21 @@ def selector_code(selector) -> int | None:
     return SELECTOR_CODES.get(type(selector).__name__)
 
 
+def stale_utilisation(engine) -> np.ndarray:
+    """Hosts' CPU utilisation as of the last update, as the policies judge "switched off" and power on.
+
+    CloudSim calls a host at 0 % switched off. Where hosts are on while they hold guests (the
+    realistic model), a host holding only idle guests is on: it gets a utilisation just above 0, so
+    it may be emptied and may receive guests, at its idle power.
+    """
+    e = engine
+    util = e.h_util_mips / e.h_total
+    util = np.where((util > 1.0) & (util < 1.01), 1.0, util)
+    if e.model.hosts_on_with_guests:
+        util = np.where((util == 0.0) & (e.host_counts() > 0), 1e-12, util)
+    return util
+
+
 def optimise_step(engine, detector, selector) -> list[tuple[int, int]]:
     """One decision step of a CloudSim migrating policy, computed by the C kernel.
 
@@ -116,8 +131,7 @@ def optimise_step(engine, detector, selector) -> list[tuple[int, int]]:
         for h in {h for _, h in e.incoming}:
             for i in range(list_ptr[h], list_ptr[h + 1]):
                 list_incoming[i] = (int(list_guest[i]), h) in incoming
-    util = e.h_util_mips / e.h_total
-    util_stale = np.where((util > 1.0) & (util < 1.01), 1.0, util)
+    util_stale = stale_utilisation(e)
     power_now = power_at(e.h_power, util_stale)
     g_hist = np.ascontiguousarray(e.history * e.g_mips[:, None])
     nz = e.history != 0

@@ -40,8 +40,7 @@ class AllocationView:
         n = e.n_hosts
         # Host utilisation as of the last update: what "switched off" and the
         # power before an allocation are judged on, as in CloudSim.
-        util = e.h_util_mips / e.h_total
-        self.util_stale = np.where((util > 1.0) & (util < 1.01), 1.0, util)
+        self.util_stale = kernel.stale_utilisation(e)
         self.power_now = power_at(e.h_power, self.util_stale)
         self.h_power = e.h_power
         self.mig_mbps = e.h_mbps

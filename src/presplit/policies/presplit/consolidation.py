@@ -15,6 +15,13 @@ reactive baselines it judges every host by the upper quantile of its
   not cooling down from a previous move;
 - never moves more than a capped share of the fleet in one step.
 
+Where memory is a hard limit (the ``realistic`` model) it also books memory:
+no destination is asked for more RAM than it has left, start-up packs guests
+by RAM onto the hosts with the least idle power per MB, and, where pre-copy
+migrations share a NIC, no more copies run through one host than keep each
+faster than its guest dirties memory (a host is drained only when all its
+guests can leave in one step).
+
 Every move carries its reason and the numbers behind it (``self.decisions``).
 """
 
@@ -56,11 +63,64 @@ class PredictiveConsolidation:
     migrates = True
     non_power_aware = False
 
-    def __init__(self, params: ConsolidationParams | None = None) -> None:
+    def __init__(self, params: ConsolidationParams | None = None, forecaster: str | None = None) -> None:
         self.p = params or ConsolidationParams()
         # A record of what was decided and why (for ``explain``); it never feeds a decision:
         # cool-downs and holds are read off the engine, so ``optimise`` is a function of its state.
         self.decisions: list[Decision] = []
+        # The decision forecaster (presplit.forecast.decision): None is the outlook of ``params``.
+        self.forecaster_name = forecaster
+        self._forecaster = None
+
+    def horizon_steps(self, engine) -> int:
+        """How far a decision looks: as long as it stands -- a moved guest stays put for the cool-down and
+        a host that received one is not drained for the hold time -- or longer when booting a host and
+        copying a guest over take longer (at least one step)."""
+        m = engine.model
+        copy_s = float(np.median(engine.g_ram)) / float(np.median(engine.h_mbps)) if engine.n_guests else 0.0
+        lead = int(np.ceil((m.boot_delay_s + copy_s) / m.interval_s))
+        return max(1, self.p.hold_steps, self.p.cooldown_steps, lead)
+
+    def _forecast(self, e, observed: np.ndarray, step: int):
+        """(rows, bound, per-guest upper, what to say in reasons) of this tick's decision forecast."""
+        p = self.p
+        if self.forecaster_name is None:  # the outlook as configured (``mode`` next: next-step guest bounds)
+            g_upper = upper(observed, p.outlook)
+            if p.mode == "next":
+                return observed, lambda rows: next_upper(rows, p.outlook), g_upper, "outlook (next step)"
+            return observed, lambda rows: upper(rows, p.outlook), g_upper, (
+                f"outlook q{p.outlook.quantile:g} over {p.outlook.window} samples")
+        if self._forecaster is None:
+            from presplit.forecast.decision import make_forecaster
+
+            self._forecaster = make_forecaster(self.forecaster_name, horizon=self.horizon_steps(e),
+                                               level=p.outlook.quantile, interval_s=int(e.model.interval_s))
+        fc = self._forecaster
+        future = None
+        if getattr(fc, "simulation_only", False):  # the oracle: the trace from now to the horizon, no more
+            future = e.util[:, step:step + 1 + fc.horizon] * e.g_mips[:, None]
+        tick = fc.at(observed, step, future=future)
+        rows = tick.rows()
+        return rows, tick.upper, tick.upper(rows), f"{tick.name} q{tick.level:g} over {tick.horizon} steps"
+
+    @staticmethod
+    def host_cost(engine) -> np.ndarray:
+        """Per host, what a unit of the fleet's binding resource costs there: the host classes to fill first.
+
+        Where memory is a limit and the guests' memory fills a larger share of the fleet than
+        their CPU demand does, hosts are kept on for memory: the cheap host is the one with the
+        least idle watts per MB it may hold. Otherwise CPU binds: the least watts per MIPS at full
+        load (the CloudSim model's rule, where memory is not a limit).
+        """
+        e = engine
+        if e.model.enforce_ram:
+            ram_share = e.g_ram[e.alive].sum() / e.ram_cap.sum()
+            # At start-up guests ask for their full size and nothing is known of their demand:
+            # memory, which a guest always holds, decides there.
+            cpu_share = e.requested[e.alive].sum() / e.h_total.sum() if e.now > 0 else 0.0
+            if ram_share > cpu_share:
+                return np.round(e.h_power[:, 0] / e.ram_cap, 12)
+        return np.round(e.h_power[:, -1] / e.h_total, 9)
 
     # ------------------------------------------------------------ start-up
     def place_initial(self, engine) -> None:
@@ -68,19 +128,32 @@ class PredictiveConsolidation:
 
         Biggest first, onto the most power-efficient host type that fits,
         best fit within it, so the first steps have fewer hosts to empty.
+        Where memory is a limit: biggest by RAM first, best fit by RAM, onto
+        the host class with the least idle watts per MB (:meth:`host_cost`).
         """
         e = engine
         free = e.h_total.copy()
         ram = e.ram_free.copy()
-        watts_per_mips = e.h_power[:, -1] / e.h_total
-        order = np.argsort(-e.g_mips, kind="stable")
+        watts_per_mips = self.host_cost(e)
+        # Where memory is a limit it binds first: pack the largest guests by RAM, best fit by RAM.
+        by_ram = e.model.enforce_ram
+        # Where hosts run guests by demand (the realistic model), start-up books memory, which a guest
+        # always holds, and not its peak CPU, which it seldom uses: CPU is shared by demand from the
+        # first tick, and the relief step moves guests off a host whose forecast crosses its capacity.
+        # CloudSim's model keeps its rule (a guest is created with its full MIPS free).
+        cpu_shared = by_ram and e.model.hosts_on_with_guests
+        order = np.lexsort((-e.g_mips, -e.g_ram)) if by_ram else np.argsort(-e.g_mips, kind="stable")
         for g in order:
-            ok = (e.h_pe >= e.g_mips[g]) & (free >= e.g_mips[g]) & (ram >= e.g_ram[g])
+            ok = (e.h_pe >= e.g_mips[g]) & (ram >= e.g_ram[g])
+            if not cpu_shared:
+                ok &= free >= e.g_mips[g]
             hosts = np.flatnonzero(ok)
             if len(hosts) == 0:
-                raise RuntimeError(f"no host can start guest {g}: the fleet is too small for the workload")
+                e.wait(int(g))  # waits for room (the engine raises where memory is not enforced)
+                continue
             # Most efficient type first, then the fullest host (best fit), then the lowest index.
-            key = np.lexsort((hosts, free[hosts], watts_per_mips[hosts]))
+            fit = ram[hosts] if by_ram else free[hosts]
+            key = np.lexsort((hosts, fit, watts_per_mips[hosts]))
             h = int(hosts[key[0]])
             free[h] -= e.g_mips[g]
             ram[h] -= e.g_ram[g]
@@ -91,13 +164,16 @@ class PredictiveConsolidation:
         e, p = engine, self.p
         step = int(round(e.now / e.model.interval_s))
         n_hist = max(e.history_len, 1)
-        g_series = e.history[:, :n_hist] * e.g_mips[:, None]          # MIPS, newest first
-        g_upper = upper(g_series, p.outlook)
+        observed = e.history[:, :n_hist] * e.g_mips[:, None]          # MIPS, newest first
+        g_series, bound, g_upper, said = self._forecast(e, observed, step)
+        g_now = observed[:, 0]
         lists = [list(lst) for lst in e.lists]
         host_of = e.host_of.copy()
-        h_series = np.zeros((e.n_hosts, n_hist))
+        h_series = np.zeros((e.n_hosts, g_series.shape[1]))
+        h_now = np.zeros(e.n_hosts)
         placed = np.flatnonzero(host_of >= 0)
         np.add.at(h_series, host_of[placed], g_series[placed])
+        np.add.at(h_now, host_of[placed], g_now[placed])
         cap = e.h_total
         count = np.fromiter(map(len, lists), dtype=np.int64, count=e.n_hosts)
         active = count > 0
@@ -108,37 +184,74 @@ class PredictiveConsolidation:
         busy_since = np.floor((e.host_received_at - 0.1) / interval)
         # Fleet-wide cap on moves per step; small fleets may still move one host's worth.
         budget = max(p.max_per_host, int(p.max_moves_share * e.n_guests))
+        # Where pre-copy shares a NIC, each migration must keep more bandwidth than its guest dirties
+        # (twice as much, so it converges in a few rounds); more at once would stretch every pause.
+        per_host = p.max_per_host
+        if e.model.precopy:
+            room = e.h_nic_mbps.min() * e.model.migration_bw_share / (2.0 * e.model.dirty_rate_mb_s)
+            per_host = max(1, min(per_host, int(room)))
         moves: list[tuple[int, int]] = []
+        # Memory a destination has left (a source frees its guest's RAM only when the copy ends).
+        ram_left = e.ram_free.copy() if e.model.enforce_ram else np.full(e.n_hosts, np.inf)
         received = np.zeros(e.n_hosts, dtype=bool)
         sending = np.zeros(e.n_hosts, dtype=np.int64)
         receiving = np.zeros(e.n_hosts, dtype=np.int64)
 
-        fn = next_upper if p.mode == "next" else upper
+        cost = self.host_cost(e)
 
         def host_upper(h_idx: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
             s = h_series[h_idx] if extra is None else h_series[h_idx] + extra[None, :]
-            return fn(s, p.outlook)
+            return bound(s)
+
+        undo: list[tuple] = []  # what each move changed, so a failed drain is taken back exactly
 
         def move(g: int, dst: int, reason: str, numbers: dict) -> None:
             src = int(host_of[g])
+            undo.append((g, src, dst, lists[src].index(g), busy_since[dst], last_move[g], received[dst]))
             h_series[src] -= g_series[g]
             h_series[dst] += g_series[g]
+            h_now[src] -= g_now[g]
+            h_now[dst] += g_now[g]
             lists[src].remove(g)
             lists[dst].append(g)
             count[src] -= 1
             count[dst] += 1
             host_of[g] = dst
+            ram_left[dst] -= e.g_ram[g]
             received[dst] = True
             busy_since[dst] = step
             sending[src] += 1
             receiving[dst] += 1
             moves.append((g, dst))
             last_move[g] = step
-            self.decisions.append(Decision(e.now, g, src, dst, reason, numbers))
+            numbers["forecast"] = said
+            self.decisions.append(Decision(e.now, g, src, dst, f"{reason} ({said})", numbers))
+
+        def take_back(mark: int) -> None:
+            """Undo the moves made since ``undo`` had ``mark`` entries, newest first."""
+            while len(undo) > mark:
+                g, src, dst, index, busy, last, got = undo.pop()
+                h_series[dst] -= g_series[g]
+                h_series[src] += g_series[g]
+                h_now[dst] -= g_now[g]
+                h_now[src] += g_now[g]
+                lists[dst].pop()  # it was appended last and later moves were taken back first
+                lists[src].insert(index, g)
+                count[dst] -= 1
+                count[src] += 1
+                host_of[g] = src
+                ram_left[dst] += e.g_ram[g]
+                received[dst] = got
+                busy_since[dst] = busy
+                sending[src] -= 1
+                receiving[dst] -= 1
+                last_move[g] = last
+                moves.pop()
+                self.decisions.pop()
 
         def best_target(g: int, exclude: np.ndarray) -> tuple[int | None, dict]:
             """Where g's forecast fits under the target: best fit on the most efficient hosts."""
-            exclude = exclude | (receiving >= p.max_per_host)
+            exclude = exclude | (receiving >= per_host) | (ram_left < e.g_ram[g])
             cand = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count > 0))
             alternatives = {}
             if len(cand):
@@ -146,14 +259,13 @@ class PredictiveConsolidation:
                 fits = u_after <= p.target
                 if fits.any():
                     c = cand[fits]
-                    now = h_series[c, 0] / cap[c]
-                    after = (h_series[c, 0] + g_series[g, 0]) / cap[c]
+                    now = h_now[c] / cap[c]
+                    after = (h_now[c] + g_now[g]) / cap[c]
                     rise = power_at(e.h_power[c], after) - power_at(e.h_power[c], now)
                     # Best fit within the most efficient host class (watts per MIPS at full
                     # load), then the least power rise: filling the fullest host that still
                     # fits leaves the emptiest ones to be drained and switched off.
-                    efficiency = np.round(e.h_power[c, -1] / cap[c], 9)
-                    order = np.lexsort((rise, -u_after[fits], efficiency))
+                    order = np.lexsort((rise, -u_after[fits], cost[c]))
                     best = int(c[order[0]])
                     alternatives = {"forecast_after": float(u_after[fits][order[0]]),
                                     "candidates": int(len(c)), "rise_w": float(rise[order[0]])}
@@ -162,7 +274,7 @@ class PredictiveConsolidation:
             off = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count == 0))
             if len(off) == 0:
                 return None, {}
-            eff = e.h_power[off, -1] / cap[off]
+            eff = cost[off]
             h = int(off[np.argmin(eff)])
             busy_since[h] = step
             return h, {"woken": True, "forecast_after": float(g_upper[g] / cap[h])}
@@ -175,13 +287,13 @@ class PredictiveConsolidation:
         no_target[hot] = True
         for h in hot[np.argsort(-u_host[u_host > p.relief])]:
             h = int(h)
-            while len(moves) < budget and sending[h] < p.max_per_host:
+            while len(moves) < budget and sending[h] < per_host:
                 u_now = float(host_upper(np.array([h]))[0] / cap[h])
                 if u_now <= p.target or len(lists[h]) <= 1:
                     break
                 guests = np.array(lists[h])
                 rest = h_series[h][None, :] - g_series[guests]
-                u_without = fn(rest, p.outlook) / cap[h]
+                u_without = bound(rest) / cap[h]
                 # Prefer guests not cooling down; among them the one whose leaving helps most per MB moved.
                 cooling = (step - last_move[guests]) < p.cooldown_steps
                 gain = (u_now - u_without) / e.g_ram[guests]
@@ -195,38 +307,60 @@ class PredictiveConsolidation:
 
         # 2. Recombination: drain the least loaded hosts whose guests all fit elsewhere.
         tried = np.zeros(e.n_hosts, dtype=bool)
+        queue: list[tuple[int, float]] = []  # candidates, least loaded first; a failed try changes nothing
         while len(moves) < budget:
-            occupied = np.flatnonzero((count > 0) & ~tried & ~received & ~no_target)
-            if len(occupied) == 0:
-                break
-            held = (step - busy_since[occupied]) < p.hold_steps
-            occupied = occupied[~held]
-            if len(occupied) == 0:
-                break
-            u_occ = host_upper(occupied) / cap[occupied]
-            h = int(occupied[np.argmin(u_occ)])
+            if not queue:
+                occupied = np.flatnonzero((count > 0) & ~tried & ~received & ~no_target)
+                if len(occupied) == 0:
+                    break
+                held = (step - busy_since[occupied]) < p.hold_steps
+                occupied = occupied[~held]
+                if len(occupied) == 0:
+                    break
+                u_all = host_upper(occupied) / cap[occupied]
+                rank = np.argsort(u_all, kind="stable")  # ties to the lowest index, as argmin
+                queue = [(int(occupied[i]), float(u_all[i])) for i in rank[::-1]]
+            h, u_h = queue.pop()
             tried[h] = True
             guests = list(lists[h])
             if any((step - last_move[g]) < p.cooldown_steps for g in guests):
                 continue
             if len(moves) + len(guests) > budget:
                 break
+            # Its NIC must carry every copy at once without stalling them (a host emptied over several
+            # steps costs as many moves for less: each step's forecast may call some back).
+            if e.model.precopy and len(guests) > per_host - int(sending[h]):
+                continue
             exclude = no_target.copy()
             exclude[h] = True
-            saved = (h_series.copy(), [list(x) for x in lists], host_of.copy(), received.copy(), sending.copy(), receiving.copy(), count.copy(),
-                     len(moves), len(self.decisions), busy_since.copy(), last_move.copy())
+            if e.model.enforce_ram and not _ram_fits(e.g_ram[guests], ram_left[~exclude & (count > 0)]):
+                continue  # cheap before the full try: the guests' RAM alone does not fit where they could go
+            mark = len(undo)
             ok = True
             for g in sorted(guests, key=lambda g: -g_upper[g]):
                 dst, numbers = best_target(g, exclude | ~(count > 0))
                 if dst is None:
                     ok = False
                     break
-                numbers.update(drained_host_forecast=float(u_occ[np.argmin(u_occ)]), target=p.target)
+                numbers.update(drained_host_forecast=u_h, target=p.target)
                 move(g, dst, f"host {h} can be emptied and switched off: all guests fit elsewhere", numbers)
             if not ok:
-                (h_series, lists, host_of, received, sending, receiving, count, n_moves, n_dec, busy_since, last_move) = saved
-                del moves[n_moves:]
-                del self.decisions[n_dec:]
+                take_back(mark)
             else:
                 no_target[h] = True
+                queue = []  # forecasts and holds changed: rank the rest again
         return moves
+
+
+def _ram_fits(need: np.ndarray, room: np.ndarray) -> bool:
+    """Whether guests of RAM ``need`` fit in hosts with ``room`` left: best fit, largest first (as a drain tries)."""
+    if len(room) == 0 or need.sum() > room.sum():
+        return False
+    room = room.copy()
+    for r in np.sort(need)[::-1]:
+        fit = np.flatnonzero(room >= r)
+        if len(fit) == 0:
+            return False
+        i = fit[np.argmin(room[fit])]
+        room[i] -= r
+    return True

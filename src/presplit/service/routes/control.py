@@ -63,6 +63,21 @@ async def put_profile(request: Request, body: S.ProfileIn):
 
     runner = runner_of(request)
     data = body.model_dump(exclude_none=True)
+    from presplit.policies.registry import entry_points, is_builtin
+
+    installed = entry_points()
+    for i, spec in enumerate(data["policies"]):
+        # A request must not make the server import code: a plugin named by file or module runs only from a
+        # profile file the operator starts the service with, or as an installed `presplit.policies` entry point.
+        name = spec["name"].strip()
+        plugin_spec = ":" in name or name.endswith(".py") or "/" in name or "\\" in name
+        if plugin_spec and not (is_builtin(name) or name in installed):
+            from presplit.service.routes.common import invalid
+
+            raise invalid(("body", "policies", i, "name"),
+                          f"{spec['name']!r}: a policy named by file or module is not accepted over the API "
+                          "(it would run code from the request); install it as a presplit.policies entry point, "
+                          "or start presplit serve with --profile naming it")
     try:
         # parse_profile checks arguments against a policy's first engine (the CloudSim one for
         # presplit), so arguments are checked here against this world's kind instead.
