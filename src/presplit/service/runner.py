@@ -48,6 +48,7 @@ from presplit.control.loop import ControlLoop
 from presplit.errors import PresplitError
 from presplit.service import schemas as S
 from presplit.service.views import History, Snapshot, build_snapshot, forecasts_of
+from presplit.service.views import DEMO_START_EPOCH_S, MOVE_KINDS, FleetHistory
 
 log = logging.getLogger("presplit.service")
 
@@ -207,6 +208,10 @@ class Runner:
         self.error: str | None = None
         self.snapshot: Snapshot | None = None
         self.history = History(cfg.history)
+        self.fleet_history = FleetHistory(max(cfg.history, 2016))  # fleet aggregates per tick (/api/history)
+        self.moves_done = {"live": 0, "repin": 0}  # live migrations and re-pins that succeeded (running totals)
+        self._moves_counted: set[tuple[int, int]] = set()
+        self.start_epoch_s: float | None = None  # Unix time of the world's t=0 (see _start_epoch)
         self.timeline: OrderedDict[tuple[int, int], S.TimelineEntry] = OrderedDict()
         self.moves: dict[int, dict[tuple[int, int], S.Move]] = {}
         self.counted: set[tuple[int, int]] = set()
@@ -349,6 +354,7 @@ class Runner:
             clock = PacedClock(backend.observe().now, pace_s=cfg.pace_s, interval_s=tick, stop=self.stopped,
                                wake=self.wake, idle=self.drain)
         self.world, self.profile = backend, profile
+        self.start_epoch_s = self._start_epoch(scen, clock)
         until = cfg.until_s
         if cfg.backend == "qemu" and until is not None:
             until = clock.now() + until
@@ -375,6 +381,22 @@ class Runner:
             raise ScenarioError(f"scenario {name!r} runs on the CloudSim engine; presplit serve needs a domain "
                                 "scenario (e.g. bighost-patch, or none for the demo fleet)")
         return scen
+
+    def _start_epoch(self, scen, clock) -> float:
+        """Unix time of the world's t=0: the scenario's ``start``, else its trace's first sample (as the patch
+        calendar reads it), else the demo's start; a real backend's clock starts with the loop."""
+        if not getattr(clock, "simulated", True) or self.cfg.backend != "sim":
+            return time.time() - clock.now()
+        if scen is not None and scen.start is not None:
+            return float(scen.start.timestamp())
+        try:
+            from presplit.scenarios.build import _load
+
+            epoch = _load(scen, self.cfg.trace).start_epoch_s if scen is not None else None
+        except Exception:  # noqa: BLE001 - a date for the dashboard is not worth failing the start over
+            log.exception("could not read the trace's start time; dates count from the demo's start")
+            epoch = None
+        return float(epoch) if epoch else DEMO_START_EPOCH_S
 
     def _world_path(self) -> Path:
         if self.cfg.world:
@@ -566,6 +588,11 @@ class Runner:
             self.history.record(float(state.now), snap)
             self._score(prev, snap)
         new = self._ingest_plans()
+        if tick is not None:
+            try:
+                self.fleet_history.record(state, self.moves_done)
+            except Exception:  # noqa: BLE001 - the charts must not stop the loop
+                log.exception("fleet history frame failed")
         if self.hub is not None:
             if new:
                 self.hub.publish("actions", [e.model_dump() for e in new])
@@ -592,7 +619,8 @@ class Runner:
                         now=now, last_tick=last, ticks=self.ticks,
                         interval_s=float(loop.interval) if loop else 0.0, pace_s=pace,
                         profile=self.profile.label if self.profile else "", counts=counts,
-                        last_error=self.error or self._tick_error(), failed_ticks=loop.failed_ticks if loop else 0)
+                        last_error=self.error or self._tick_error(), failed_ticks=loop.failed_ticks if loop else 0,
+                        start_epoch_s=self.start_epoch_s)
 
     def _tick_error(self) -> dict | None:
         """The last failed tick's error (without its traceback: that is in the journal's events)."""
@@ -658,6 +686,9 @@ class Runner:
                 while len(self.timeline) > self.cfg.timeline:
                     self.timeline.popitem(last=False)
             out.append(entry)
+            if count and entry.status == "succeeded" and entry.kind in MOVE_KINDS and key not in self._moves_counted:
+                self._moves_counted.add(key)
+                self.moves_done[MOVE_KINDS[entry.kind]] += 1
             if count and self.metrics is not None and entry.status in TERMINAL and key not in self.counted:
                 self.counted.add(key)
                 self.metrics.action_finished(entry.kind, entry.status)

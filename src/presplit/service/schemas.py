@@ -145,6 +145,10 @@ class Status(BaseModel):
     counts: dict[str, int] = Field(description="hosts, hosts_on, domains, guests and guests per status.")
     last_error: Any = Field(None, description="The last error of the loop or of a tick (null when none).")
     failed_ticks: int = Field(0, description="Ticks that raised since the loop started (each journaled).")
+    start_epoch_s: Number | None = Field(None, description="Unix time of the world's t=0: the scenario's start, "
+                                                           "else its trace's first sample, else the demo's "
+                                                           "2011-03-03T00:00Z (real backends: when the loop "
+                                                           "started). Date of time t = start_epoch_s + t.")
 
 
 class Fleet(BaseModel):
@@ -225,6 +229,37 @@ class Series(BaseModel):
     points: list[SeriesPoint]
     next: Quantiles | None = Field(description="The forecast for the next tick.")
     next_t: Number | None
+
+
+class FleetPoint(BaseModel):
+    """The whole fleet at one control tick (after the tick's plan)."""
+
+    t: Number = Field(description="Simulated seconds since the world's start.")
+    hosts: int
+    hosts_on: int
+    capacity_mips: Number = Field(description="CPU of the hosts that are on.")
+    demand_mips: Number = Field(description="CPU demand of the guests that have arrived (placed or not).")
+    cpu_utilisation: Number = Field(description="Demand of the placed guests / CPU of the hosts that are on.")
+    mem_mb: Number = Field(description="RAM of the hosts that are on.")
+    mem_reserved_mb: Number = Field(description="Memory booked by the guests (incoming migrations included).")
+    mem_utilisation: Number = Field(description="mem_reserved_mb / mem_mb.")
+    power_w: Number = Field(description="Electrical power now: each host's SPECpower table at its served load "
+                                        "(idle while booting, its off power while off).")
+    unserved_share: Number = Field(description="Share of the guests' CPU demand not served now: demand over a "
+                                               "domain's capacity, guests pending placement or down.")
+    live_migrations: int = Field(description="Live migrations (MigrateGuest) that succeeded since the tick before.")
+    repins: int = Field(description="Re-pins between sibling domains (MoveGuest) that succeeded since the tick before.")
+    migrating: int = Field(description="Guests in a live migration now.")
+    guests_running: int
+    guests_pending: int
+
+
+class FleetHistory(BaseModel):
+    start_epoch_s: Number | None = Field(description="Unix time of t=0 (as in /api/status).")
+    interval_s: Number = Field(description="The control tick.")
+    forecast_horizon_s: Number | None = Field(description="How far ahead the forecasts look (the p95 outlook's "
+                                                          "lead time; p05/p50 are for the next tick).")
+    points: list[FleetPoint] = Field(description="One per tick, oldest first.")
 
 
 # ------------------------------------------------------------------ input

@@ -290,5 +290,80 @@ class History:
         return S.Series(kind=kind, id=str(key), points=points, next=nxt, next_t=next_t)
 
 
+# ------------------------------------------------------------------ fleet aggregates per tick
+DEMO_START_EPOCH_S = 1299110400.0  # 2011-03-03T00:00:00Z, the demo fleet's start (presplit.service.demo)
+MOVE_KINDS = {"MigrateGuest": "live", "MoveGuest": "repin"}
+
+
+def fleet_point(state, moves: dict[str, int] | None = None) -> S.FleetPoint:
+    """The fleet's CPU, memory, hosts on, power and unserved demand in ``state``; ``moves``: the live migrations
+    and re-pins since the tick before ({"live": n, "repin": m})."""
+    from presplit.model.domains import ABSENT, DOWN, PENDING, RUNNING
+    from presplit.model.hardware import power_at
+
+    moves = moves or {}
+    a = state.domain_arrays
+    H, D = state.n_hosts, len(state.domains)
+    on = np.asarray(state.host_on, bool)
+    host_mips = np.array([h.cpu_mips for h in state.hosts], dtype=np.float64)
+    host_mb = np.array([h.ram_mb for h in state.hosts], dtype=np.float64)
+    status = state.guest_status
+    req = np.where(status != ABSENT, state.demand_mips, 0.0)
+    placed = state.guest_domain >= 0
+    dom = np.where(placed, state.guest_domain, 0)
+    dom_demand = np.bincount(dom[placed], req[placed], minlength=D) if D else np.zeros(0)
+    cap = np.maximum(a["cap_mips"], 0.0) if D else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(dom_demand > cap, cap / np.where(dom_demand > 0, dom_demand, 1.0), 1.0)
+    served = float((req * np.where(placed & (status != DOWN), scale[dom] if D else 0.0, 0.0)).sum())
+    total = float(req.sum())
+    if D:
+        load = np.bincount(a["host"], np.minimum(dom_demand, cap) + a["overhead_mips"], minlength=H)
+        booked = float(np.asarray(state.reserved)[:, 1].sum())
+    else:
+        load, booked = np.zeros(H), 0.0
+    tables = np.array([h.power.watts for h in state.hosts], dtype=np.float64).reshape(H, 11)
+    off_w = np.array([getattr(h, "off_power_w", 0.0) for h in state.hosts], dtype=np.float64)
+    booting = np.asarray(state.host_ready_at, dtype=np.float64) > float(state.now)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(host_mips > 0, load / np.where(host_mips > 0, host_mips, 1.0), 0.0)
+    watts = np.where(on, np.where(booting, tables[:, 0], power_at(tables, util)), off_w) if H else np.zeros(0)
+    cap_on, mb_on = float(host_mips[on].sum()), float(host_mb[on].sum())
+    return S.FleetPoint(
+        t=num(state.now), hosts=int(H), hosts_on=int(on.sum()), capacity_mips=num(cap_on), demand_mips=num(total),
+        cpu_utilisation=num(float(req[placed].sum()) / cap_on) if cap_on > 0 else 0.0, mem_mb=num(mb_on),
+        mem_reserved_mb=num(booked), mem_utilisation=num(booked / mb_on) if mb_on > 0 else 0.0,
+        power_w=num(watts.sum()), unserved_share=num(1.0 - served / total) if total > 0 else 0.0,
+        live_migrations=int(moves.get("live", 0)), repins=int(moves.get("repin", 0)),
+        migrating=int(np.sum(status == MIGRATING)), guests_running=int(np.sum(status == RUNNING)),
+        guests_pending=int(np.sum(status == PENDING)))
+
+
+class FleetHistory:
+    """Fleet aggregates per tick (:func:`fleet_point`); the live migrations and re-pins of a point are the
+    difference of the runner's running totals since the point before."""
+
+    def __init__(self, maxlen: int = 2016) -> None:
+        self.points: deque[tuple[S.FleetPoint, dict]] = deque(maxlen=maxlen)
+        self.lock = threading.Lock()
+
+    def record(self, state, totals: dict[str, int]) -> S.FleetPoint:
+        t = float(state.now)
+        with self.lock:
+            if self.points and self.points[-1][0].t == t:
+                self.points.pop()
+            before = self.points[-1][1] if self.points else None
+        since = {k: max(0, v - (before or {}).get(k, 0)) for k, v in totals.items()}
+        point = fleet_point(state, since)
+        with self.lock:
+            self.points.append((point, dict(totals)))
+        return point
+
+    def recent(self, limit: int | None = None) -> list[S.FleetPoint]:
+        with self.lock:
+            items = [p for p, _ in self.points]
+        return items[-limit:] if limit else items
+
+
 def dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()

@@ -137,3 +137,17 @@ async def guest_forecast(request: Request, guest_id: str):
         raise not_found(f"no guest {guest_id!r}")
     s = _series(request, "guest", i)
     return s.model_copy(update={"id": guest_id})
+
+
+@router.get("/history", response_model=S.FleetHistory, tags=["forecast"], responses=NO_SNAPSHOT,
+            summary="The fleet per tick: CPU and memory use, hosts on, power, migrations, unserved demand")
+async def history(request: Request, limit: int = Query(288, ge=1, le=100_000,
+                                                       description="The newest this many ticks.")):
+    snap = snapshot(request)
+    runner = runner_of(request)
+    interval = float(runner.loop.interval) if runner.loop is not None else 0.0
+    feed = runner.feed.feed
+    lead = float(feed.params.lead_steps) if feed is not None else 1.0
+    return S.FleetHistory(start_epoch_s=snap.status.start_epoch_s, interval_s=interval,
+                          forecast_horizon_s=lead * interval if interval > 0 else None,
+                          points=runner.fleet_history.recent(limit))
