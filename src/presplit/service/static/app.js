@@ -59,7 +59,9 @@ function pct(x, digits) {
 }
 const pctTicks = (splits) => {
   const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) * 100 : 10;
-  const d = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+  // as many decimals as the step needs: 25 %, 0.5 %, 0.25 %
+  let d = step > 0 ? Math.max(0, Math.min(3, -Math.floor(Math.log10(step) + 1e-9))) : 0;
+  if (d < 3 && Math.abs(step * 10 ** d - Math.round(step * 10 ** d)) > 1e-6) d += 1;
   return splits.map((v) => (v == null ? "" : `${(v * 100).toFixed(d)} %`));
 };
 const intTicks = (splits) => splits.map((v) => (v == null || Math.abs(v - Math.round(v)) > 1e-9 ? "" : String(Math.round(v))));
