@@ -19,7 +19,8 @@ from presplit.model.domains import Service
 from presplit.plan import actions as A
 
 KINDS = {c.__name__: c for c in (A.SplitDomain, A.ResizeDomain, A.MergeDomains, A.MoveGuest, A.MigrateGuest,
-                                 A.PlaceGuest, A.PowerOn, A.PowerOff, A.PatchDomain, A.SetMigrationShare)}
+                                 A.PlaceGuest, A.PowerOn, A.PowerOff, A.PatchDomain, A.SetMigrationShare,
+                                 A.RestartGuest)}
 
 
 def plain(x):

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 
-from presplit.model.domains import MIGRATING, PENDING, RUNNING
+from presplit.model.domains import DOWN, MIGRATING, PENDING, RUNNING
 from presplit.plan import apply_action
 from presplit.plan.actions import (
     MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SetMigrationShare, SplitDomain,
+    RestartGuest, SetMigrationShare, SplitDomain,
 )
 
 DONE, PENDING_V, NOT_RUN, FAILED = "done", "pending", "not_run", "failed"
@@ -77,6 +77,17 @@ def postcondition(state, action, before: dict) -> tuple[str, str]:
         if dom == before.get("guest_domain") and st == before.get("guest_status") and dest < 0:
             return NOT_RUN, f"guest {g} still where it was (domain {dom})"
         return FAILED, f"guest {g} is in domain {dom} ({_status(st)}), expected domain {want} running"
+    if isinstance(a, RestartGuest):
+        g, want = a.guest, a.to_domain
+        dom, st = int(state.guest_domain[g]), int(state.guest_status[g])
+        stopped = st == DOWN and math.isinf(float(state.guest_down_end[g]))
+        if dom == want and st in (RUNNING, MIGRATING):
+            return DONE, f"guest {g} runs again in domain {want}"
+        if dom == want and st == DOWN and not stopped:
+            return PENDING_V, f"guest {g} booting in domain {want} until t={float(state.guest_down_end[g]):g}"
+        if dom == before.get("guest_domain") and st == before.get("guest_status") and stopped:
+            return NOT_RUN, f"guest {g} still stopped in domain {dom}"
+        return FAILED, f"guest {g} is in domain {dom} ({_status(st)}), expected domain {want} booting or running"
     if isinstance(a, SplitDomain):
         first, k = before["n_domains"], len(a.sizes)
         if len(state.domains) < first + k:

@@ -7,8 +7,9 @@ ordinary action (re-pin back, migrate back, power off again, resize back) it
 goes through :func:`presplit.plan.apply_action` and may be refused (no room
 left at the source): the guest then stays, running, where it is -- never
 twice, never nowhere. A migration still in flight is cancelled, as QEMU's
-``migrate_cancel`` does: the guest keeps running at the source. Merges and
-patches are not reversible.
+``migrate_cancel`` does: the guest keeps running at the source. A restart
+after a failure is undone by stopping the guest again where it failed (if
+that domain still has room for it). Merges and patches are not reversible.
 
 Returns ``(state, ok, reason)``; ``state`` is the same object when nothing changed.
 """
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from presplit.model.domains import MIGRATING, PENDING, RUNNING
+import math
+
+from presplit.model.domains import DOWN, MIGRATING, PENDING, RUNNING
 from presplit.plan import apply_action
 from presplit.plan.actions import (
-    MigrateGuest, MoveGuest, PlaceGuest, PowerOff, PowerOn, ResizeDomain, SetMigrationShare, SplitDomain,
+    MigrateGuest, MoveGuest, PlaceGuest, PowerOff, PowerOn, ResizeDomain, RestartGuest, SetMigrationShare,
+    SplitDomain,
 )
 
 
@@ -56,6 +60,8 @@ def revert_action(state, action, before: dict):
             # replace() keeps any other field (an allotment carried along goes back with the guest)
             return _via(state, replace(a, to_domain=src, reason=f"revert of {a.kind}"))
         return state, True, "guest not at the destination: nothing to undo"
+    if isinstance(a, RestartGuest):
+        return _revert_restart(state, a, before)
     if isinstance(a, SetMigrationShare):
         was = before.get("host_mig_share")
         if was is None:
@@ -96,3 +102,24 @@ def revert_action(state, action, before: dict):
         gone = [replace(d, cpu_mips=0.0, mem_mb=0.0, services=(), state="merged") for d in news]
         return state.with_domain(merged, *gone), True, f"domains {new_ids} folded back into {a.domain}"
     return state, False, f"{a.kind} cannot be reverted"
+
+
+def _revert_restart(state, a: RestartGuest, before: dict):
+    """Stop the restarted guest again, back in the domain it failed in (booked there, down with no end)."""
+    g, src = a.guest, before.get("guest_domain", -1)
+    dom, st = int(state.guest_domain[g]), int(state.guest_status[g])
+    restarted = dom == a.to_domain and (st == RUNNING or (st == DOWN and not math.isinf(float(state.guest_down_end[g]))))
+    if not restarted or before.get("guest_status") != DOWN or src is None or src < 0:
+        return state, True, "guest not restarted there: nothing to undo"
+    if src != dom:
+        need = state.guest_reserve[g]
+        free = state.free(src) if state.domains[src].live else (-1.0, -1.0)
+        if need[0] > free[0] + 1e-6 or need[1] > free[1] + 1e-6:
+            return state, False, f"domain {src} has no room to take guest {g} back: it stays where it restarted"
+    table = state.reserved.copy()
+    table[dom] -= state.guest_reserve[g]
+    table[src] += state.guest_reserve[g]
+    out = state.evolve(guest_domain=_set(state.guest_domain, g, src), guest_status=_set(state.guest_status, g, DOWN),
+                       guest_down_end=_set(state.guest_down_end, g, math.inf))
+    out.__dict__["reserved"] = table
+    return out, True, f"guest {g} stopped again in domain {src}"

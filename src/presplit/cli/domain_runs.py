@@ -13,10 +13,14 @@ from presplit.sim.runner import METRIC_KEYS
 
 DOMAIN_KEYS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "guest_downtime_s", "migration_pause_s",
                "outage_s", "patch_windows_total", "patch_windows_met", "splits", "merges", "max_migrations_per_guest",
-               "io_shortfall", "io_slatah", "service_changes")
+               "io_shortfall", "io_slatah", "service_changes",
+               # failures and recovery (presplit.sim.failures): all zero when nothing fails
+               "guests_lost", "failover_restarts", "failover_max_s", "failover_p95_s", "failure_downtime_s",
+               "failover_capacity_short", "failures_injected", "migrations_failed")
 INT_KEYS = {"migrations", "intra_host_moves", "cross_host_migrations", "patch_windows_total", "patch_windows_met",
             "splits", "merges", "max_migrations_per_guest", "service_changes", "refused_actions", "boots",
-            "guests_unplaced"}
+            "guests_unplaced", "guests_lost", "failover_restarts", "failover_capacity_short", "failures_injected",
+            "migrations_failed"}
 ALL_KEYS = tuple(dict.fromkeys((*METRIC_KEYS, *DOMAIN_KEYS)))
 
 
@@ -66,21 +70,22 @@ def clean(row: dict) -> dict:
 def _one(args) -> dict:
     from presplit.scenarios.build import run_scenario
 
-    scenario, policy, trace, seed = args
-    row, _, _ = run_scenario(scenario, policy, trace=trace, seed=seed)
+    scenario, policy, trace, seed, failures = args
+    row, _, _ = run_scenario(scenario, policy, trace=trace, seed=seed, failures=failures)
     return clean(row)
 
 
 def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: int, jobs: int,
-                    *, progress: bool = True) -> list[dict]:
+                    *, progress: bool = True, failures=None) -> list[dict]:
     """One row per policy. Errors about the trace are :class:`ScenarioTraceError` (an InputError): its
     ``from_option`` says whether the path was the user's --trace or the scenario's own, and the message
-    names the one it was. A progress bar goes to stderr when it is a terminal."""
+    names the one it was. A progress bar goes to stderr when it is a terminal. ``failures`` (a
+    :class:`presplit.sim.failures.FailureSpec`) replaces the scenario's own ``failures:``."""
     from presplit.cli.simulate_cmd import progress_bar
     from presplit.scenarios.build import scenario_trace
 
     scenario_trace(scenario, trace)  # a missing trace fails before any worker starts
-    tasks = [(scenario, p, trace, seed) for p in policies]
+    tasks = [(scenario, p, trace, seed, failures) for p in policies]
     rows: list[dict] = []
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=len(tasks), last="")
@@ -122,4 +127,29 @@ def render_domain_table(rows: Sequence[dict]):
                       f"{r['guest_downtime_s']:,.1f}", f"{r['patch_windows_met']}/{r['patch_windows_total']}",
                       str(r["splits"]), str(r["merges"]), f"{r['io_shortfall'] * 100:.3g}",
                       f"{r['service_changes']:,}", f"{r['wall_s']:.2f}")
+    if not any(r.get("failures_injected", 0) or r.get("failover_restarts", 0) for r in rows):
+        return table
+    from rich.console import Group
+
+    return Group(table, render_failure_table(rows))
+
+
+def render_failure_table(rows: Sequence[dict]):
+    """Failures and recovery per row (presplit.sim.failures), printed under the main table when something failed."""
+    from rich.table import Table
+
+    table = Table(caption="Failures and recovery. lost = guests neither running nor being recovered at the end; "
+                          "failover = from the failure to the guest running again; fail down = guest-seconds down "
+                          "because of failures; reserve short = ticks some rack could not restart its worst host's "
+                          "guests on its other hosts; migr failed = live migrations a failure aborted.",
+                  caption_justify="left")
+    cols = ["trace", "policy", "failures", "lost", "restarts", "failover max (s)", "failover p95 (s)",
+            "fail down (guest-s)", "reserve short (ticks)", "migr failed"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("trace", "policy") else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(r["trace"], r["policy"], f"{r['failures_injected']:,}", f"{r['guests_lost']:,}",
+                      f"{r['failover_restarts']:,}", f"{r['failover_max_s']:,.0f}", f"{r['failover_p95_s']:,.0f}",
+                      f"{r['failure_downtime_s']:,.0f}", f"{r['failover_capacity_short']:,}",
+                      f"{r['migrations_failed']:,}")
     return table

@@ -191,13 +191,21 @@ def render_table(rows: Sequence[dict]):
                    "boot at once) or realistic (memory is a hard limit, hosts take 180 s to boot and 60 s to stop "
                    "and draw 10 W off, idle guests stay, pre-copy migrations share NIC bandwidth). Default: the "
                    "scenario's `model:` (cloudsim). Example: --model realistic")
+@click.option("--failures", "failures_text", default=None, metavar="FILE|RATE-SPEC",
+              help="Domain scenarios: inject failures, seeded (instead of the scenario's `failures:`): rates per "
+                   "day for the fleet of host crashes, domain-services crashes and NIC or rack-uplink failures, a "
+                   "probability per live migration, repair times, or a YAML file with those keys plus timed "
+                   "`events` and restart `priorities`. Rows gain guests_lost, failover_restarts, failover_max_s, "
+                   "failover_p95_s, failure_downtime_s, failover_capacity_short. Example: --failures "
+                   "host=2/day,domain=5/day,link=1/day,migration=0.01,seed=3")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="N",
               help="Seed for randomised policies (the rs selector). Example: --seed 7")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Run (trace, policy) pairs in N parallel processes; results and their order do "
                    "not change. Example: --jobs 2")
 def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], json_path: str | None,
-             forecasters: tuple[str, ...], model_name: str | None, seed: int, jobs: int) -> None:
+             forecasters: tuple[str, ...], model_name: str | None, seed: int, jobs: int,
+             failures_text: str | None = None) -> None:
     """Replay traces under consolidation policies and report energy, migrations and SLA metrics.
 
     Every (trace, policy) pair is run; one table row per run, in the order given.
@@ -215,6 +223,7 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     # policies, then the traces (loading them is the only slow check).
     check_json_file(json_path)
     check_seed(seed)
+    failures = _failures(failures_text)
     if scenario.strip().lower() not in SCENARIOS:
         scen = load_scenario(scenario)  # an unknown name or a bad file is a ScenarioError: one line
         if scen.engine == "domains":
@@ -225,11 +234,16 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
                                  "for now; --forecaster applies to the CloudSim engine's presplit policy")
             if model_name is not None and model_name != scen.model_preset:
                 scen = _with_model(scen, model_name)
-            _simulate_domains(scen, traces, policies, json_path, seed, jobs)
+            _simulate_domains(scen, traces, policies, json_path, seed, jobs, failures=failures)
             return
         scenario_name = scen.name
     else:
         scenario_name = scenario.strip().lower()
+    if failures is not None:
+        from presplit.errors import InputError
+
+        raise InputError(f"--failures: scenario {scenario_name!r} runs on the CloudSim engine, which has no failure "
+                         "model (expected a domain scenario such as bighost-patch)")
     fleet_factory, default_traces = resolve_scenario(scenario)
     if model_name is not None:
         from presplit.scenarios.trace_fleet import Remodel
@@ -417,8 +431,17 @@ def _with_model(scen, model_name: str):
     return build_scenario(Path(scen.path), data)
 
 
+def _failures(text: str | None):
+    """``--failures FILE|RATE-SPEC`` read into a FailureSpec (None without it); a bad one is one InputError line."""
+    if text is None:
+        return None
+    from presplit.sim.failures import parse_failures
+
+    return parse_failures(text)
+
+
 def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: str | None,
-                      seed: int, jobs: int) -> None:
+                      seed: int, jobs: int, *, failures=None) -> None:
     from presplit.cli.domain_runs import check_domain_policies, render_domain_table, run_domain_rows
     from presplit.errors import InputError
 
@@ -427,7 +450,7 @@ def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ..
                          f"got {len(traces)}")
     names = check_domain_policies(policies, scenario.name)
     # A missing or bad trace, or a guest no host can hold, fails before any run (ScenarioFileError).
-    rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs)
+    rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs, failures=failures)
     print_table(render_domain_table(rows), json_path, width=230)
     if json_path is not None:
         write_json(json_path, rows, what=f"{len(rows)} rows")

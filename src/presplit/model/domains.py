@@ -163,6 +163,8 @@ class DomainModel:
       ``disk_mb_s`` / ``net_mb_s`` is the guest IO it carries.
     - ``patch_duration_s``: how long patching one domain takes.
     - ``interval_s``: the control tick (policies are asked this often).
+    - ``guest_boot_s``: how long a guest restarted after a failure takes to
+      boot (:class:`presplit.plan.actions.RestartGuest`).
     """
 
     migration_bw_share: float = 0.5
@@ -177,6 +179,7 @@ class DomainModel:
     optional_services: tuple[Service, ...] = field(default=())
     patch_duration_s: float = 1800.0
     interval_s: float = 300.0
+    guest_boot_s: float = 60.0
 
     @property
     def io_modelled(self) -> bool:

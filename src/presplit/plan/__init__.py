@@ -13,6 +13,7 @@ from presplit.plan.actions import (
     PowerOff,
     PowerOn,
     ResizeDomain,
+    RestartGuest,
     SetMigrationShare,
     SplitDomain,
 )
@@ -20,6 +21,7 @@ from presplit.plan.transition import action_cost, advance, apply_action, precopy
 
 __all__ = [
     "Action", "ActionOutcome", "ActionRefused", "Cost", "MergeDomains", "MigrateGuest", "MoveGuest",
-    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "SetMigrationShare", "SplitDomain",
+    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "RestartGuest", "SetMigrationShare",
+    "SplitDomain",
     "action_cost", "advance", "apply_action", "precopy",
 ]

@@ -101,6 +101,19 @@ class PlaceGuest(Action):
 
 
 @dataclass(frozen=True)
+class RestartGuest(Action):
+    """Restart a guest a failure stopped (its host or its domain's services crashed) in a usable domain.
+
+    The guest is down from the failure until it has booted in ``to_domain``
+    (the model's ``guest_boot_s`` after the restart); ``to_domain`` may be the
+    domain it failed in, once that domain runs again. The reservation moves with it.
+    """
+
+    guest: int
+    to_domain: int
+
+
+@dataclass(frozen=True)
 class PowerOn(Action):
     host: int
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from presplit.errors import InputError
 from presplit.plan.actions import (
     Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    SetMigrationShare, SplitDomain,
+    RestartGuest, SetMigrationShare, SplitDomain,
 )
 
 
@@ -110,6 +110,11 @@ def _touch(state, a: Action, next_domain: int):
     if isinstance(a, PlaceGuest):
         h = host_of(a.domain)
         return {a.guest}, {a.domain}, set(), set(), set(), (h,) if h is not None else (), None, 0
+    if isinstance(a, RestartGuest):  # takes room where it restarts, frees the domain it failed in
+        src = int(state.guest_domain[a.guest]) if state is not None and 0 <= a.guest < state.n_guests else None
+        h = host_of(a.to_domain)
+        frees = {src} if src is not None and src >= 0 and src != a.to_domain else set()
+        return {a.guest}, {a.to_domain}, frees, set(), set(), (h,) if h is not None else (), None, 0
     if isinstance(a, SplitDomain):
         new = set(range(next_domain, next_domain + len(a.sizes)))
         h = host_of(a.domain)

@@ -5,7 +5,9 @@ preconditions against ``state`` and either returns a new state with an
 :class:`ActionOutcome` (cost, guests touched, the model's numbers) or the
 *same* state with an :class:`ActionRefused` -- never a half-applied change.
 ``advance(state, t)`` moves time forward: migrations, patches, boots and
-domain provisioning whose end is at or before ``t`` complete.
+domain provisioning whose end is at or before ``t`` complete. Failures are
+state functions of :mod:`presplit.plan.failures`; a guest a failure stopped is
+``down`` with no end (``guest_down_end`` = inf) until a ``RestartGuest``.
 
 Invariants every applied action keeps (property-tested in tests/domains):
 every guest is in at most one domain (plus at most one migration
@@ -24,7 +26,7 @@ from presplit.model.cluster import ClusterState
 from presplit.model.domains import DOWN, MIGRATING, PENDING, RUNNING, Domain
 from presplit.plan.actions import (
     Action, ActionOutcome, ActionRefused, Cost, MergeDomains, MigrateGuest, MoveGuest, PatchDomain,
-    PlaceGuest, PowerOff, PowerOn, ResizeDomain, SetMigrationShare, SplitDomain,
+    PlaceGuest, PowerOff, PowerOn, ResizeDomain, RestartGuest, SetMigrationShare, SplitDomain,
 )
 
 EPS = 1e-6
@@ -251,7 +253,10 @@ def _migrate(state, a: MigrateGuest):
     _check(dst.host != src.host, "MigrateGuest is for another host; use MoveGuest for a sibling domain")
     _fits(state, g, dst.id)
     m, spec = state.model, state.guests[g]
-    path = state.fabric.path(src.host, dst.host)
+    try:
+        path = state.fabric.path(src.host, dst.host)
+    except ValueError:  # a failed link the fabric cannot route around (presplit.plan.failures)
+        raise _Refused(f"no fabric path from host {src.host} to host {dst.host}") from None
     share = float(min(state.host_mig_share[src.host], state.host_mig_share[dst.host]))
     limit = m.max_downtime_s if a.max_downtime_s is None else float(a.max_downtime_s)
     _check(limit > 0, f"max_downtime_s must be positive, got {limit:g}")
@@ -277,6 +282,26 @@ def _place(state, a: PlaceGuest):
     out = state.evolve(guest_domain=_set(state.guest_domain, g, dst.id),
                        guest_status=_set(state.guest_status, g, RUNNING))
     return _shift_reserved(state, out, g, -1, dst.id), Cost(), (g,), {"domain": dst.id}
+
+
+def _restart(state, a: RestartGuest):
+    g = _guest(state, a.guest, DOWN, "down")
+    _check(bool(np.isinf(state.guest_down_end[g])),
+           f"guest {g} is down for a patch or already restarting, not stopped by a failure")
+    src = int(state.guest_domain[g])
+    dst = _usable(state, a.to_domain)
+    if dst.id != src:
+        _fits(state, g, dst.id)
+    now, boot = state.now, float(state.model.guest_boot_s)
+    changes = {"guest_status": _set(state.guest_status, g, DOWN if boot > 0 else RUNNING),
+               "guest_down_end": _set(state.guest_down_end, g, now + boot)}
+    if dst.id != src:
+        changes["guest_domain"] = _set(state.guest_domain, g, dst.id)
+    out = state.evolve(**changes)
+    if dst.id != src:
+        out = _shift_reserved(state, out, g, src, dst.id)
+    return out, Cost(seconds=boot, downtime_s=boot), (g,), {
+        "from": src, "to": dst.id, "failed_at": float(state.guest_down_start[g]), "up_at": now + boot}
 
 
 def _power_on(state, a: PowerOn):
@@ -328,7 +353,7 @@ def _patch(state, a: PatchDomain):
 
 _HANDLERS = {SplitDomain: _split, ResizeDomain: _resize, MergeDomains: _merge, MoveGuest: _move,
              MigrateGuest: _migrate, PlaceGuest: _place, PowerOn: _power_on, PowerOff: _power_off,
-             PatchDomain: _patch, SetMigrationShare: _set_share}
+             PatchDomain: _patch, SetMigrationShare: _set_share, RestartGuest: _restart}
 
 
 # ----------------------------------------------------------------- time

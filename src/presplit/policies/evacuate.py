@@ -20,6 +20,10 @@ consistent and every action carries its reason and numbers):
    under. This is also what brings guests back to a patched host.
 4. **Power** (DPM-like): empty hosts outside maintenance are switched off,
    keeping ``spare_hosts`` empty ones on.
+5. **Failures** (vSphere HA, :mod:`presplit.policies.recovery`): guests a
+   failure stopped restart, once it is ``detection_s`` old, on the first
+   domain where their configured size fits (a host is woken when none has
+   room); no failover capacity is reserved beyond the spare hosts.
 
 Migration concurrency: DRS allows 8 concurrent vMotions per host; 8 streams
 share the host's NIC, so what bounds throughput is the NIC's migration share.
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from presplit.model.cluster import ClusterState
+from presplit.policies import recovery
 from presplit.policies.params import param
 from presplit.model.domains import RUNNING
 from presplit.plan import (
@@ -51,17 +56,27 @@ class EvacuatePolicy:
     high: float = param(0.9, gt=0, le=1, doc="balance a domain whose CPU demand crosses this share of its capacity")
     nic_budget: float = param(1.0, gt=0, le=10, doc="per host and tick: migration seconds, as a share of the tick")
     spare_hosts: int = param(1, ge=0, le=1_000_000, doc="hosts kept on beyond what demand needs")
+    detection_s: float = param(30.0, gt=0, le=3600,
+                               doc="restart guests a failure stopped once it is this old (missed heartbeats)")
+    restart_priorities: tuple = ()  # (guest-id glob, level): higher restarts first (presplit.policies.recovery)
     kind: str = "domains"
     name: str = "evacuate"
 
     def propose(self, state: ClusterState, forecasts, now: float) -> list[Action]:
+        restarts, state = recovery.restart_first_fit(state, detection_s=self.detection_s,
+                                                     priorities=self.restart_priorities)
         plan = _Plan(state, self)
+        plan.actions += restarts
         plan.provision()
         plan.maintenance()
         plan.place()
         plan.balance()
         plan.power()
         return plan.actions
+
+    def recover(self, state: ClusterState, forecasts, now: float) -> list[Action]:
+        """vSphere HA: restart the guests a failure stopped where their size fits (called once one is detected)."""
+        return recovery.restart_first_fit(state, detection_s=self.detection_s, priorities=self.restart_priorities)[0]
 
 
 def _tick(state: ClusterState) -> float:

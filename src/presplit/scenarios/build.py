@@ -216,11 +216,13 @@ def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | No
 
 
 def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, seed: int = 0,
-                 record_events: bool = False, run: DomainRun | None = None):
+                 record_events: bool = False, run: DomainRun | None = None, failures=None):
     """One run: (metrics row, DomainSimResult, DomainRun). The row has ``trace`` and ``policy`` first.
 
     ``run``: an already built :func:`build_run` of this scenario and trace (e.g. to check
-    inputs against it first), used instead of building it again.
+    inputs against it first), used instead of building it again. ``failures``: what fails
+    (a :class:`presplit.sim.failures.FailureSpec`, e.g. from ``--failures``) instead of the
+    scenario's own ``failures:`` section; its restart priorities go to the policy.
     """
     import resource
 
@@ -231,10 +233,15 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
     started = time.perf_counter()
     run = run if run is not None else build_run(scenario, trace)
     chosen = make_policy(policy, seed=seed, engine="domains")
+    failures = scenario.failures if failures is None else failures
+    if failures is not None and failures.priorities and hasattr(chosen, "restart_priorities"):
+        import dataclasses
+
+        chosen = dataclasses.replace(chosen, restart_priorities=failures.priorities)
     # Forecasting policies get forecasts built from the demand observed so far, never the future.
     forecasts = ObservedForecasts(run.state.n_guests) if getattr(chosen, "needs_forecasts", False) else None
     result = run_domains(run.state, run.workload, chosen, forecasts=forecasts, n_steps=run.n_steps,
-                         record_events=record_events)
+                         record_events=record_events, failures=failures)
     row = {"trace": scenario.name, "policy": policy, "model": scenario.model_preset, **result.metrics,
            "wall_s": time.perf_counter() - started,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}

@@ -30,7 +30,7 @@ from presplit.model.hardware import PowerModel
 MISSING = object()
 TOP_KEYS = {"name", "description", "engine", "preset", "model", "base", "interval_s", "horizon", "start", "hosts",
             "fabric",
-            "services", "migration", "patch", "guests"}
+            "services", "migration", "patch", "guests", "failures"}
 HOST_KEYS = {"name", "count", "cores", "mips_per_core", "ram_gb", "nic_gbit", "racks", "boot_delay_s",
              "off_power_w", "power_w", "power_source"}
 FABRIC_KEYS = {"intra_rack", "oversubscription", "host_latency_ms", "spine_latency_ms"}
@@ -142,6 +142,7 @@ class Scenario:
     calendar: Any = None  # MaintenanceCalendar
     feeds: tuple[GuestFeed, ...] = ()
     model_preset: str = "cloudsim"  # the `model:` key: cloudsim or realistic (presplit.model.hardware.model_preset)
+    failures: Any = None  # the `failures:` key: a presplit.sim.failures.FailureSpec, or None (nothing fails)
 
 
 def shipped_scenarios() -> dict[str, Path]:

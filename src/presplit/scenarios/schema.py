@@ -42,6 +42,9 @@ def build_scenario(path: Path, data: dict) -> Scenario:
         preset = top.get("preset", str, "cloudsim")
         if preset != "cloudsim":
             raise ScenarioFileError(path, "preset", f"unknown preset {preset!r}", "cloudsim")
+        if "failures" in data:
+            raise ScenarioFileError(path, "failures", "the cloudsim engine has no failure model",
+                                    "engine: domains for a scenario with failures")
         return Scenario(name, path, engine, description, preset=preset, feeds=_feeds(path, top),
                         model_preset=model_name)
     interval = top.get("interval_s", float, 300.0, positive=True, unit="seconds")
@@ -95,7 +98,19 @@ def build_scenario(path: Path, data: dict) -> Scenario:
                                     "finite, positive durations and valid rules") from None
     return Scenario(name, path, engine, description, interval_s=interval, horizon_s=horizon, start=start,
                     hosts=hosts, fabric=dict(fabric), model=model, calendar=calendar, feeds=_feeds(path, top),
-                    model_preset=model_name)
+                    model_preset=model_name, failures=_failures(path, data))
+
+
+def _failures(path: Path, data: dict):
+    """The ``failures:`` section (see :mod:`presplit.sim.failures`), or None."""
+    if "failures" not in data:
+        return None
+    from presplit.sim.failures import FailureSpecError, spec_from_mapping
+
+    try:
+        return spec_from_mapping(data["failures"], "failures")
+    except FailureSpecError as exc:
+        raise ScenarioFileError(path, exc.key, exc.message, exc.expected or None) from None
 
 
 def _check_services_fit(path: Path, hosts: tuple[HostGroup, ...], minimal) -> None:

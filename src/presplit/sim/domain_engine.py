@@ -12,7 +12,10 @@ Every ``interval_s`` (300 s by default) the engine
 4. asks the policy ``propose(state, forecasts, now) -> list[Action]`` and
    applies the actions in order through :func:`presplit.plan.apply_action`,
    logging each with its outcome (refused actions too);
-5. accounts energy and SLA for the step (:mod:`presplit.sim.domain_metrics`).
+5. applies the failures due before the next tick at their own times, and
+   the policy's ``recover`` once each is detected (:mod:`presplit.sim.failures`;
+   none unless ``failures`` says so);
+6. accounts energy and SLA for the step (:mod:`presplit.sim.domain_metrics`).
 
 Patch windows reach policies through the state: ``state.patch_windows`` (all
 of the scenario's windows, in simulation seconds) and
@@ -39,6 +42,7 @@ from presplit.plan import (
 from presplit.plan import advance, apply_action
 from presplit.plan.invariants import violations
 from presplit.sim.domain_metrics import DomainMetrics
+from presplit.sim.failures import FailureRun, FailureSpec
 
 
 class Forecasts(Protocol):
@@ -119,11 +123,12 @@ def window_met(state: ClusterState, host: int, start: float, end: float) -> bool
 def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *,
                 forecasts: Forecasts | Callable[[int, ClusterState], Forecasts] | None = None,
                 n_steps: int | None = None, check_invariants: bool = False,
-                record_events: bool = True) -> DomainSimResult:
+                record_events: bool = True, failures: FailureSpec | None = None) -> DomainSimResult:
     """Run ``policy`` over ``workload`` from ``state``; see the module docstring.
 
     ``forecasts`` may be a fixed object, or a callable ``(step, state) -> Forecasts`` called every tick.
     ``check_invariants`` checks :func:`presplit.plan.invariants.violations` after every action (slow).
+    ``failures``: what fails and when (:class:`presplit.sim.failures.FailureSpec`); None: nothing fails.
     """
     started = time.perf_counter()
     dt = float(workload.interval_s)
@@ -138,6 +143,8 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
     counted = [w for w in windows if w.end <= horizon]
     scored: list[tuple[int, float, float, bool]] = []
     next_window = 0
+    failing = FailureRun(failures, state, policy, horizon, dt)
+    state = failing.start(state)
     for k in range(steps):
         t = k * dt
         state, _ = advance(state, t)
@@ -147,7 +154,8 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
             scored.append((w.host, w.start, w.end, window_met(state, w.host, w.start, w.end)))
             next_window += 1
         fc = forecasts(k, state) if callable(forecasts) else forecasts
-        for action in policy.propose(state, fc, t) or ():
+        proposed = policy.propose(state, fc, t) or ()
+        for action in failing.during(proposed, lambda: state, fc, t, t + dt):  # noqa: B023 (the current state)
             state, outcome = apply_action(state, action)
             if record_events:
                 events.append(Event(t, action, outcome))
@@ -174,12 +182,13 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
                 counts["boots"] += 1
             elif isinstance(action, ResizeDomain) and action.services is not None:
                 counts["service_changes"] += 1
-        metrics.step(state, dt)
+        metrics.step(state, dt, t0=t)
     state, _ = advance(state, horizon)
     for w in counted[next_window:]:
         scored.append((w.host, w.start, w.end, window_met(state, w.host, w.start, w.end)))
     row = metrics.finish()
     row.update(counts)
+    row.update(failing.finish(state))
     row["migrations"] = counts["cross_host_migrations"]
     row["refused_actions"] = counts["actions_refused"]
     row["boots"] = counts["boots"]

@@ -64,8 +64,10 @@ class DomainMetrics:
         self.io_modelled = state.model.io_modelled
         self.io_requested = self.io_unserved = self.io_violation_s = 0.0
 
-    def step(self, state: ClusterState, dt: float) -> None:
-        t0, t1 = state.now, state.now + dt
+    def step(self, state: ClusterState, dt: float, t0: float | None = None) -> None:
+        """Account the step [t0, t0 + dt) (``t0``: the state's time; failures may have moved it inside the step)."""
+        t0 = state.now if t0 is None else t0
+        t1 = t0 + dt
         n_dom, n_host = len(state.domains), state.n_hosts
         arrays = state.domain_arrays
         # Guests' booked memory (migrating in: on both hosts) over each host's RAM, at its highest.

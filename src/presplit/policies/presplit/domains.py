@@ -39,6 +39,14 @@ Each tick, over a what-if copy of the state (every action goes through
 6. **Recombination and power.** A host's split domains are merged once its
    forecast fits under ``target`` as one domain; empty hosts outside patch
    windows are switched off, keeping ``spare_hosts`` on.
+7. **Failures** (:mod:`presplit.policies.recovery`). Guests a failure
+   stopped restart, once it is ``detection_s`` old, where their forecast
+   leaves the most headroom (first, before anything else of the tick); each
+   rack keeps room to restart ``failover_hosts`` hosts' guests (empty hosts
+   it needs stay on, switched-off ones are woken). A host with
+   ``contain_min_guests`` guests or more runs ``failure_domains`` domains, so
+   one domain's services crashing stops only part of them
+   (:mod:`presplit.policies.containment`).
 
 The forecasts come from outside (``forecasts.recent`` / ``set_upper``,
 see :class:`presplit.sim.forecast_feed.ObservedForecasts`); the policy keeps
@@ -68,6 +76,7 @@ from presplit.plan import (
     SplitDomain,
     apply_action,
 )
+from presplit.policies import containment, recovery
 from presplit.policies.params import param
 from presplit.policies.presplit import domain_io
 from presplit.policies.presplit.outlook import group_series, upper
@@ -98,6 +107,15 @@ class DomainPresplit:
     share_step: float = param(0.1, gt=0, le=1, doc="smallest change of a host's migration share worth making")
     pause_limit_s: float = param(0.01, gt=0, le=60,
                                  doc="stop-and-copy pause a live migration may take (more rounds, shorter pause)")
+    detection_s: float = param(30.0, gt=0, le=3600,
+                               doc="restart guests a failure stopped once it is this old (missed heartbeats)")
+    failover_hosts: int = param(1, ge=0, le=1000,
+                                doc="each rack keeps room to restart this many hosts' guests (0: no reserve)")
+    failure_domains: int = param(2, ge=1, le=8,
+                                 doc="a host with contain_min_guests or more runs this many domains, so one "
+                                     "domain's services crashing stops only part of its guests (1: off)")
+    contain_min_guests: int = param(16, ge=2, le=1_000_000, doc="guests on a host from which it is contained")
+    restart_priorities: tuple = ()  # (guest-id glob, level): higher restarts first (presplit.policies.recovery)
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
@@ -111,15 +129,27 @@ class DomainPresplit:
         if forecasts is None or not hasattr(forecasts, "set_upper"):
             raise ValueError("the presplit policy needs observed forecasts "
                              "(presplit.sim.forecast_feed.ObservedForecasts), got none")
+        restarts, state = recovery.restart_by_forecast(state, forecasts, detection_s=self.detection_s,
+                                                       target=self.target, priorities=self.restart_priorities)
         plan = _Plan(state, self, forecasts)
+        plan.actions += restarts
         plan.patches()
         plan.place()
         domain_io.adapt_fabric(plan)
         plan.balance()
         domain_io.choose_services(plan)
         plan.recombine_demand()
-        plan.power()
+        containment.contain(plan)
+        wake, keep = recovery.failover_reserve(plan.sim, forecasts, hosts_lost=self.failover_hosts, target=self.target)
+        for action in wake:
+            plan.try_(action)
+        plan.power(keep)
         return plan.actions
+
+    def recover(self, state: ClusterState, forecasts, now: float) -> list[Action]:
+        """Restart the guests a failure stopped, between ticks (the simulator calls it once one is detected)."""
+        return recovery.restart_by_forecast(state, forecasts, detection_s=self.detection_s, target=self.target,
+                                            priorities=self.restart_priorities)[0]
 
 
 class _Plan:
@@ -454,7 +484,8 @@ class _Plan:
 
     def recombine(self, h: int, w) -> None:
         doms = self.sim.domains_of(h)
-        if len(doms) > 1 and all(d.state == "active" and d.ready_at <= self.sim.now for d in doms):
+        if len(doms) > 1 and all(d.state == "active" and d.ready_at <= self.sim.now for d in doms) and \
+                containment.may_merge(self, h):
             ids = tuple(sorted((d.id for d in doms), key=lambda x: -float(self.sim.reserved[x, 1])))
             self.try_(MergeDomains(ids, reason=f"host {h} patched in window {w.start:g}-{w.end:g} s: "
                                                "merge its split domains again", details={"domains": ids}))
@@ -603,7 +634,8 @@ class _Plan:
         s = self.sim
         for h in range(s.n_hosts):
             doms = s.domains_of(h)
-            if h in self.due or len(doms) < 2 or any(not self.usable(d) for d in doms):
+            if h in self.due or len(doms) < 2 or any(not self.usable(d) for d in doms) or \
+                    not containment.may_merge(self, h):
                 continue
             guests = np.concatenate([self.members(d.id) for d in doms])
             total = sum(d.capacity_mips for d in doms) + sum(d.overhead_mips for d in doms[1:])
@@ -615,14 +647,14 @@ class _Plan:
                                        details={"forecast_mips": up, "cap_mips": total, "domains": ids}))
 
     # ------------------------------------------------------------ 4. power
-    def power(self) -> None:
+    def power(self, keep=frozenset()) -> None:
         s = self.sim
         busy = np.zeros(s.n_hosts, bool)
         host_of = s.domain_arrays["host"]
         for arr in (s.guest_domain, s.guest_dest):
             busy[host_of[arr[arr >= 0]]] = True
         empty = [h for h in range(s.n_hosts) if s.host_ready(h) and h not in self.due and not busy[h]
-                 and not self.moves[h] and all(d.state == "active" for d in s.domains_of(h))]
+                 and not self.moves[h] and all(d.state == "active" for d in s.domains_of(h)) and h not in keep]
         for h in empty[self.p.spare_hosts:]:
             self.try_(PowerOff(h, reason="host empty and no patch due: switch it off",
                                details={"spare_hosts_kept": self.p.spare_hosts}))
