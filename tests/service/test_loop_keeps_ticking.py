@@ -118,3 +118,22 @@ def test_the_api_refuses_a_policy_named_by_file_or_module(served):
         assert r.status_code == 422, (name, r.text)
         assert "not accepted over the API" in r.text
     assert served.client.get("/api/profile").json() == before
+
+
+def test_the_profile_names_the_forecaster_the_policies_decide_on(served):
+    h = served.auth()
+    r = served.client.put("/api/profile", json={"policies": [{"name": "presplit"}], "forecaster": "oracle"}, headers=h)
+    assert r.status_code == 422 and "future" in r.text
+    r = served.client.put("/api/profile", json={"policies": [{"name": "presplit"}], "forecaster": "nonesuch"},
+                          headers=h)
+    assert r.status_code == 422 and "forecaster" in r.text
+    r = served.client.put("/api/profile", json={"policies": [{"name": "presplit"}], "forecaster": "reactive"},
+                          headers=h)
+    assert r.status_code == 200, r.text
+    assert served.client.get("/api/profile").json()["forecaster"] == "reactive"
+    start = served.client.get("/api/status").json()["ticks"]
+    st = served.wait_for(lambda: (x := served.client.get("/api/status").json())["ticks"] >= start + 2 and x)
+    assert st["running"] and st["failed_ticks"] == 0
+    assert served.runner._decide is not None and served.runner._decide.name == "reactive"
+    r = served.client.put("/api/profile", json={"policies": [{"name": "presplit"}]}, headers=h)
+    assert r.status_code == 200 and r.json()["forecaster"] == "outlook"

@@ -70,13 +70,19 @@ def clean(row: dict) -> dict:
 def _one(args) -> dict:
     from presplit.scenarios.build import run_scenario
 
-    scenario, policy, trace, seed, failures = args
-    row, _, _ = run_scenario(scenario, policy, trace=trace, seed=seed, failures=failures)
+    scenario, policy, trace, seed, failures, forecaster = args
+    row, _, _ = run_scenario(scenario, policy, trace=trace, seed=seed, failures=failures, forecaster=forecaster)
     return clean(row)
 
 
+def _decides_on_forecasts(policy: str) -> bool:
+    from presplit.policies import make_policy
+
+    return bool(getattr(make_policy(policy, engine="domains"), "needs_forecasts", False))
+
+
 def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: int, jobs: int,
-                    *, progress: bool = True, failures=None) -> list[dict]:
+                    *, progress: bool = True, failures=None, forecasters: Sequence[str] = ()) -> list[dict]:
     """One row per policy. Errors about the trace are :class:`ScenarioTraceError` (an InputError): its
     ``from_option`` says whether the path was the user's --trace or the scenario's own, and the message
     names the one it was. A progress bar goes to stderr when it is a terminal. ``failures`` (a
@@ -85,7 +91,8 @@ def run_domain_rows(scenario, policies: Sequence[str], trace: str | None, seed: 
     from presplit.scenarios.build import scenario_trace
 
     scenario_trace(scenario, trace)  # a missing trace fails before any worker starts
-    tasks = [(scenario, p, trace, seed, failures) for p in policies]
+    tasks = [(scenario, p, trace, seed, failures, f) for p in policies
+             for f in (forecasters if forecasters and _decides_on_forecasts(p) else (None,))]
     rows: list[dict] = []
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=len(tasks), last="")

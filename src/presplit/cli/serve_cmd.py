@@ -34,6 +34,9 @@ def _listen(text: str) -> tuple[str, int]:
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Bearer token for mutations (else the environment variable PRESPLIT_API_TOKEN).")
 @click.option("--open-reads", is_flag=True, help="Serve reads without a token to any address (default: loopback only).")
+@click.option("--forecaster", "forecaster_name", default=None, metavar="NAME",
+              help="Forecast the policies decide on (default: the profile's `forecaster:`, else outlook); any of "
+                   "`presplit forecast models` but the oracle.")
 @click.option("--new-journal", is_flag=True,
               help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
 @click.option("--access-log", is_flag=True,
@@ -42,7 +45,7 @@ def _listen(text: str) -> tuple[str, int]:
               help="Older plans are not approved (dry run: 409) nor resumed after a restart. "
                    "Default: 3 ticks with --dry-run, else no limit.")
 def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_run, interval, pace, until, token_file,
-          open_reads, new_journal, access_log, max_plan_age) -> None:
+          open_reads, forecaster_name, new_journal, access_log, max_plan_age) -> None:
     """Run the controller and serve the API, /metrics and the dashboard until SIGTERM or Ctrl-C.
 
     \b
@@ -58,6 +61,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
 
     from presplit.backends.base import BackendError, backend_factory
     from presplit.cli.run_cmd import duration_option
+    from presplit.forecast.decision import check_for_controller
     from presplit.control.profile import ProfileError, load_profile
     from presplit.service.app import create_app
     from presplit.service.auth import Auth, TokenError, is_loopback, load_token
@@ -67,6 +71,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
     interval_s = duration_option(interval, "--interval", positive=True)
     until_s = duration_option(until, "--until")
     pace_s = duration_option(pace, "--pace")
+    forecaster_name = check_for_controller(forecaster_name, "--forecaster")
     max_plan_age_s = duration_option(max_plan_age, "--max-plan-age", positive=True)
     if profile_path:
         try:
@@ -101,6 +106,7 @@ def serve(backend_name, db, listen, scenario, world, trace, profile_path, dry_ru
         raise click.BadParameter(str(exc), param_hint="'--token-file'") from None
     cfg = ServiceConfig(db=db, backend=backend_name, scenario=scenario, world=world, trace=trace,
                         profile_path=profile_path, dry_run=dry_run, interval_s=interval_s, until_s=until_s,
+                        forecaster=forecaster_name,
                         pace_s=pace_s, new_journal=new_journal, max_plan_age_s=max_plan_age_s)
     if access_log:
         _log_to_stderr()

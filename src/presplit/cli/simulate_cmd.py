@@ -227,14 +227,11 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     if scenario.strip().lower() not in SCENARIOS:
         scen = load_scenario(scenario)  # an unknown name or a bad file is a ScenarioError: one line
         if scen.engine == "domains":
-            if forecasters:
-                from presplit.errors import InputError
-
-                raise InputError("--forecaster: the split-domain engine's policies decide on their own outlook "
-                                 "for now; --forecaster applies to the CloudSim engine's presplit policy")
+            _check_forecasters(forecasters)
             if model_name is not None and model_name != scen.model_preset:
                 scen = _with_model(scen, model_name)
-            _simulate_domains(scen, traces, policies, json_path, seed, jobs, failures=failures)
+            _simulate_domains(scen, traces, policies, json_path, seed, jobs, failures=failures,
+                              forecasters=forecasters)
             return
         scenario_name = scen.name
     else:
@@ -260,14 +257,7 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     for (workload, _), path in zip(workloads, traces or default_traces):
         check_cloudsim_length(workload, f"--trace {path}" if traces else f"scenario {scenario_name!r}: trace {path}")
 
-    if forecasters:
-        from presplit.errors import InputError
-        from presplit.forecast.decision import forecaster_names
-
-        known = forecaster_names()
-        for name in forecasters:
-            if name not in known:
-                raise InputError(f"--forecaster {name!r}: unknown; expected one of {', '.join(known)}")
+    _check_forecasters(forecasters)
     rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs,
                      forecasters=forecasters)
 
@@ -440,8 +430,18 @@ def _failures(text: str | None):
     return parse_failures(text)
 
 
+def _check_forecasters(forecasters) -> None:
+    from presplit.errors import InputError
+    from presplit.forecast.decision import forecaster_names
+
+    known = forecaster_names()
+    for name in forecasters:
+        if name not in known:
+            raise InputError(f"--forecaster {name!r}: unknown; expected one of {', '.join(known)}")
+
+
 def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ...], json_path: str | None,
-                      seed: int, jobs: int, *, failures=None) -> None:
+                      seed: int, jobs: int, *, failures=None, forecasters: Sequence[str] = ()) -> None:
     from presplit.cli.domain_runs import check_domain_policies, render_domain_table, run_domain_rows
     from presplit.errors import InputError
 
@@ -450,7 +450,8 @@ def _simulate_domains(scenario, traces: tuple[str, ...], policies: tuple[str, ..
                          f"got {len(traces)}")
     names = check_domain_policies(policies, scenario.name)
     # A missing or bad trace, or a guest no host can hold, fails before any run (ScenarioFileError).
-    rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs, failures=failures)
+    rows = run_domain_rows(scenario, names, traces[0] if traces else None, seed, jobs, failures=failures,
+                           forecasters=forecasters)
     print_table(render_domain_table(rows), json_path, width=230)
     if json_path is not None:
         write_json(json_path, rows, what=f"{len(rows)} rows")

@@ -48,6 +48,7 @@ class Profile:
     limits: Limits = field(default_factory=Limits)
     interval_s: float | None = None
     source: str = "(default)"
+    forecaster: str | None = None  # the decision forecaster (presplit.forecast.decision); None: outlook
 
     @property
     def label(self) -> str:
@@ -79,9 +80,15 @@ def load_profile(path: str | Path) -> Profile:
 def parse_profile(data, where: str = "(profile)") -> Profile:
     if not isinstance(data, dict):
         raise ProfileError(where, "", f"{type(data).__name__} at top level", "a mapping with policies and caps")
-    unknown = sorted(set(data) - {"policies", "caps", "interval"})
+    unknown = sorted(set(data) - {"policies", "caps", "interval", "forecaster"})
     if unknown:
-        raise ProfileError(where, unknown[0], "unknown key", "policies, caps or interval")
+        raise ProfileError(where, unknown[0], "unknown key", "policies, caps, interval or forecaster")
+    forecaster = data.get("forecaster")
+    if forecaster is not None:
+        from presplit.forecast.decision import forecaster_names
+
+        if not isinstance(forecaster, str) or forecaster not in forecaster_names():
+            raise ProfileError(where, "forecaster", f"{forecaster!r}", "one of " + ", ".join(forecaster_names()))
     raw = data.get("policies")
     if not isinstance(raw, list) or not raw:
         raise ProfileError(where, "policies", f"{raw!r}", "a non-empty list of {name, args}")
@@ -119,7 +126,7 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
             raise ProfileError(where, "interval", str(exc)) from None
         if interval <= 0:
             raise ProfileError(where, "interval", f"{data['interval']!r}", "a positive duration such as 5m")
-    profile = Profile(tuple(specs), limits, interval, where)
+    profile = Profile(tuple(specs), limits, interval, where, forecaster)
     # Unknown policies and arguments are errors now, not at the first tick. The world is
     # not known yet: a profile is good when some world takes every policy with its arguments.
     errors = []

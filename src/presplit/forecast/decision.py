@@ -222,3 +222,15 @@ def make_forecaster(name: str, *, horizon: int = 1, level: float = 0.95, interva
     if key not in names():
         raise ForecastError(f"unknown forecaster {name!r}; expected one of {', '.join(forecaster_names())}")
     return ModelForecaster(key, horizon=horizon, level=level, interval_s=interval_s)
+
+
+def check_for_controller(name: str | None, option: str) -> str | None:
+    """A forecaster a controller (``run``, ``serve``) can decide on: any but the oracle, which needs the future."""
+    if name is None:
+        return None
+    if name not in forecaster_names():
+        raise ForecastError(f"{option} {name!r}: unknown forecaster; expected one of {', '.join(forecaster_names())}")
+    if make_forecaster(name).simulation_only:
+        raise ForecastError(f"{option} {name!r}: it needs the trace's future, which a controller does not have "
+                            "(presplit simulate --forecaster oracle runs it)")
+    return name

@@ -215,8 +215,18 @@ def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | No
     return tuple(sorted(out, key=lambda w: (w.start, w.host)))
 
 
+def decision_horizon(scenario: Scenario) -> int:
+    """Steps a split-domain decision looks ahead: an hour (the presplit policy's cool-down and service hold),
+    or longer when a patch lead, a domain's provisioning or a host's boot takes longer."""
+    dt = float(scenario.interval_s)
+    boot = max((g.boot_delay_s for g in scenario.hosts), default=0.0)
+    lead = max(3600.0, boot + scenario.model.provision_s)
+    return max(1, int(np.ceil(lead / dt)))
+
+
 def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, seed: int = 0,
-                 record_events: bool = False, run: DomainRun | None = None, failures=None):
+                 record_events: bool = False, run: DomainRun | None = None, failures=None,
+                 forecaster: str | None = None):
     """One run: (metrics row, DomainSimResult, DomainRun). The row has ``trace`` and ``policy`` first.
 
     ``run``: an already built :func:`build_run` of this scenario and trace (e.g. to check
@@ -228,7 +238,7 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
 
     from presplit.policies import make_policy
     from presplit.sim.domain_engine import run_domains
-    from presplit.sim.forecast_feed import ObservedForecasts
+    from presplit.sim.forecast_feed import make_feed
 
     started = time.perf_counter()
     run = run if run is not None else build_run(scenario, trace)
@@ -238,11 +248,26 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
         import dataclasses
 
         chosen = dataclasses.replace(chosen, restart_priorities=failures.priorities)
-    # Forecasting policies get forecasts built from the demand observed so far, never the future.
-    forecasts = ObservedForecasts(run.state.n_guests) if getattr(chosen, "needs_forecasts", False) else None
+    # Forecasting policies get forecasts built from the demand observed so far -- or, with ``forecaster``,
+    # from that decision forecaster (the oracle alone reads the trace, and only over its horizon).
+    forecasts = None
+    if getattr(chosen, "needs_forecasts", False):
+        work = run.workload
+        mips = run.state.guest_mips
+
+        def future(step: int) -> np.ndarray:
+            return work.cpu[:, step:] * mips[:, None]
+
+        forecasts = make_feed(run.state.n_guests, forecaster, horizon=decision_horizon(scenario),
+                              future=future, interval_s=int(scenario.interval_s))
+    elif forecaster is not None:
+        from presplit.policies import PolicyError
+
+        raise PolicyError(f"policy {policy!r} decides on no forecast: --forecaster does not apply to it")
     result = run_domains(run.state, run.workload, chosen, forecasts=forecasts, n_steps=run.n_steps,
                          record_events=record_events, failures=failures)
-    row = {"trace": scenario.name, "policy": policy, "model": scenario.model_preset, **result.metrics,
+    row = {"trace": scenario.name, "policy": policy, "model": scenario.model_preset,
+           "forecaster": (forecaster or "outlook") if forecasts is not None else "none", **result.metrics,
            "wall_s": time.perf_counter() - started,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     return row, result, run

@@ -129,7 +129,8 @@ def profile_view(profile, interval_s: float) -> S.Profile:
     lim = profile.limits
     return S.Profile(policies=[S.PolicyIn(name=p.name, args=dict(p.args)) for p in profile.policies],
                      caps={k: getattr(lim, k) for k in ("per_host", "per_link", "total")}, interval_s=interval_s,
-                     label=profile.label, source=str(profile.source))
+                     label=profile.label, source=str(profile.source),
+                     forecaster=getattr(profile, "forecaster", None) or "outlook")
 
 
 def set_profile(runner, profile) -> S.Profile:

@@ -190,6 +190,7 @@ class ServiceConfig:
     timeline: int = 500
     state_dir: str | None = None         # where the demo scenario is written (default: beside the world)
     new_journal: bool = False            # discard the journal's history and move the world store aside
+    forecaster: str | None = None        # the decision forecaster (else the profile's `forecaster:`, else outlook)
     max_plan_age_s: float | None = None  # None: 3 ticks in dry run (approvals of older plans are refused), else none
     extra: dict = field(default_factory=dict)
 
@@ -229,6 +230,7 @@ class Runner:
         self.route_cache: dict = {}
         self.revive = threading.Event()  # set by a new profile while the loop is down after an error
         self._failed_seen = 0  # failed ticks already counted in the metrics
+        self._decide = None  # the decision feed when the profile names a forecaster other than the outlook
         self._draining = False
         self._approved: deque[int] = deque()  # approved plans waiting for the loop's thread (queue_approved)
         self._approved_lock = threading.Lock()
@@ -406,8 +408,17 @@ class Runner:
         return _world_path(self.cfg.db, None)
 
     def _forecaster(self, state, now):
-        feed = self.feed(state)
-        return feed if any(getattr(p, "needs_forecasts", False) for p in self.loop.policies) else None
+        feed = self.feed(state)  # the observed window: what the dashboard and the API show
+        if not any(getattr(p, "needs_forecasts", False) for p in self.loop.policies):
+            return None
+        name = self.cfg.forecaster or (self.profile.forecaster if self.profile is not None else None)
+        if name in (None, "outlook"):
+            return feed
+        if self._decide is None or self._decide.forecaster.name != name:  # a new profile may name another
+            from presplit.sim.forecast_feed import make_feed
+
+            self._decide = make_feed(state.n_guests, name, interval_s=int(self.loop.interval))
+        return self._decide(int(now // self.loop.interval), state)
 
     # ------------------------------------------------------------ commands
     def submit(self, fn) -> Future:

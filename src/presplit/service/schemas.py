@@ -374,6 +374,8 @@ class ProfileIn(Strict):
     policies: list[PolicyIn] = Field(min_length=1, max_length=20)
     caps: dict[str, int | None] = Field(default_factory=dict, description="per_host, per_link, total")
     interval: str | StrictFloat | None = Field(None, description="The control tick, e.g. '5m' or seconds.")
+    forecaster: str | None = Field(None, max_length=100, description="The forecast the policies decide on "
+                                   "(`presplit forecast models`; not the oracle, which needs the future).")
 
     @field_validator("interval")
     @classmethod
@@ -387,6 +389,7 @@ class Profile(BaseModel):
     interval_s: Number
     label: str
     source: str
+    forecaster: str = Field("outlook", description="The forecast the policies decide on.")
 
 
 class Decision(Strict):

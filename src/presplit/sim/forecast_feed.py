@@ -72,3 +72,62 @@ class ObservedForecasts:
         params = self.params if q is None else OutlookParams(self.params.window, q, self.params.lead_steps,
                                                               self.params.trend_samples)
         return float(upper(self.recent(guests).sum(axis=0), params))
+
+
+class DecisionFeed(ObservedForecasts):
+    """The observed window, with the policy's rows and bounds from a decision forecaster
+    (:mod:`presplit.forecast.decision`): ``recent`` hands out the forecaster's additive rows and
+    ``bound`` its upper bound, so the split-domain policy decides on any forecaster the way the
+    CloudSim-engine one does. Disk and network IO stay on the observed window.
+
+    ``future(step)`` gives the trace's samples from ``step`` on, [guests, >= horizon + 1] in MIPS,
+    for the oracle (a simulation knows its trace; a stored world or real hosts do not).
+    """
+
+    def __init__(self, n_guests: int, forecaster, future=None, window: int = 36,
+                 params: OutlookParams | None = None) -> None:
+        super().__init__(n_guests, window, params)
+        self.forecaster, self.future = forecaster, future
+        self.tick = None
+
+    def __call__(self, step: int, state: ClusterState) -> "DecisionFeed":
+        super().__call__(step, state)
+        fc = self.forecaster
+        ahead = None
+        if getattr(fc, "simulation_only", False):
+            if self.future is None:
+                from presplit.forecast.base import ForecastError
+
+                raise ForecastError(f"the {fc.name} forecaster needs the trace's future: presplit simulate only")
+            ahead = self.future(step)
+        self.tick = fc.at(super().recent(), step, future=ahead)
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.tick.name if self.tick is not None else self.forecaster.name
+
+    def recent(self, guests: np.ndarray | None = None) -> np.ndarray:
+        rows = self.tick.rows()
+        return rows if guests is None else rows[guests]
+
+    def bound(self, rows: np.ndarray) -> np.ndarray:
+        return self.tick.upper(rows)
+
+    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
+        return self.bound(self.recent())
+
+    def set_upper(self, guests: np.ndarray, q: float | None = None) -> float:
+        if len(guests) == 0:
+            return 0.0
+        return float(self.bound(self.recent(guests).sum(axis=0)))
+
+
+def make_feed(n_guests: int, forecaster: str | None = None, *, horizon: int = 12, future=None,
+              interval_s: int = 300) -> ObservedForecasts:
+    """The feed a split-domain policy decides on: the observed outlook, or the named decision forecaster."""
+    if forecaster is None or forecaster == "outlook":
+        return ObservedForecasts(n_guests)
+    from presplit.forecast.decision import make_forecaster
+
+    return DecisionFeed(n_guests, make_forecaster(forecaster, horizon=horizon, interval_s=interval_s), future)

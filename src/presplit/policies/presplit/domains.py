@@ -175,9 +175,12 @@ class _Plan:
         self.services_mb = sum(x.mem_mb for x in services)
         self.params = fc.params
         self._members: dict[int, set[int]] | None = None  # domain -> guests, built on first use
-        self.rec = fc.recent()  # [guests, samples] newest first
+        self.rec = fc.recent()  # [guests, width]: additive rows (the observed samples, newest first, by default)
+        # The bound of a row or a sum of rows: the forecaster's (DecisionFeed), else the observed outlook.
+        bound = getattr(fc, "bound", None)
+        self.bound = bound if callable(bound) else (lambda rows: upper(rows, self.params))
         self.series = self._all_series()
-        self.dom_upper = upper(self.series, self.params)  # each domain's outlook, kept current
+        self.dom_upper = self.bound(self.series)  # each domain's outlook, kept current
         self.largest = self._largest_guest()
         self.usable_mask = self._usable_mask()
         self.host_due = np.zeros(state.n_hosts, bool)
@@ -215,7 +218,7 @@ class _Plan:
             dest = s.guest_dest[m]
             leaving = (dest >= 0) & (dest != d)
             self.series[d] = self.rec[m[~leaving]].sum(axis=0)
-            self.dom_upper[d] = float(upper(self.series[d], self.params))
+            self.dom_upper[d] = float(self.bound(self.series[d]))
             self.largest[d] = float(s.guest_reserve[m, 1].max()) if len(m) else 0.0
 
     # ------------------------------------------------------------ helpers
@@ -276,7 +279,7 @@ class _Plan:
 
     def upper(self, d: int, extra: int | None = None) -> float:
         row = self.series[d] if extra is None else self.series[d] + self.rec[extra]
-        return float(upper(row, self.params))
+        return float(self.bound(row))
 
     def cap(self, d: int) -> float:
         return float(self.sim.domains[d].capacity_mips)
@@ -308,7 +311,7 @@ class _Plan:
             free_mb = free_mb - np.maximum(self.largest[cand], need_mb) - 2 * self.services_mb
             free_mips = free_mips - 2 * self.services_mips
         with np.errstate(divide="ignore", invalid="ignore"):
-            load = upper(self.series[cand] + self.rec[g], self.params) / a["cap_mips"][cand]
+            load = self.bound(self.series[cand] + self.rec[g]) / a["cap_mips"][cand]
         ok = (need_mips <= free_mips) & (need_mb <= free_mb) & (load <= share)
         return ok, load
 
@@ -453,7 +456,7 @@ class _Plan:
         # CPU goes in proportion to the guest's share of src's forecast demand, so both
         # domains keep the same headroom while the guests are spread over them.
         members = self.members(src)
-        uppers = upper(self.rec[members], self.params)
+        uppers = self.bound(self.rec[members])
         share = float(uppers[members == g].sum() / uppers.sum()) if uppers.sum() > 0 else 1.0 / len(members)
         want = max(res_cpu, (src_dom.capacity_mips - float(s.guest_reserve[members, 0].sum())) * share + res_cpu)
         carry_cpu = max(0.0, min(want, src_dom.cpu_mips - floor_cpu))
@@ -541,7 +544,7 @@ class _Plan:
         # correlation-aware outlook of the best few only.
         cap = self.sim.domain_arrays["cap_mips"][cand]
         with np.errstate(divide="ignore", invalid="ignore"):
-            bound = (self.dom_upper[cand] + float(upper(self.rec[g], self.params))) / cap
+            bound = (self.dom_upper[cand] + float(self.bound(self.rec[g]))) / cap
         order = np.argsort(np.where(np.isfinite(bound), bound, np.inf), kind="stable")
         for start in range(0, len(order), 32):
             few = cand[order[start:start + 32]]
@@ -577,7 +580,7 @@ class _Plan:
                                    and not self.cooling(g)], dtype=np.int64)
                 if len(guests) == 0:
                     break
-                gain = up - upper(self.series[d.id][None, :] - self.rec[guests], self.params)
+                gain = up - self.bound(self.series[d.id][None, :] - self.rec[guests])
                 order = np.argsort(-(gain / self.sim.guest_reserve[guests, 1]), kind="stable")
                 g = int(guests[order[0]])
                 why = (f"domain {d.id} forecast {up / self.cap(d.id):.0%} of its CPU crosses "

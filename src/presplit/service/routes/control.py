@@ -65,6 +65,16 @@ async def put_profile(request: Request, body: S.ProfileIn):
     data = body.model_dump(exclude_none=True)
     from presplit.policies.registry import entry_points, is_builtin
 
+    if data.get("forecaster") is not None:
+        from presplit.errors import InputError
+        from presplit.forecast.decision import check_for_controller
+        from presplit.service.routes.common import invalid
+
+        try:
+            check_for_controller(data["forecaster"], "forecaster")
+        except InputError as exc:
+            raise invalid(("body", "forecaster"), str(exc)) from None
+
     installed = entry_points()
     for i, spec in enumerate(data["policies"]):
         # A request must not make the server import code: a plugin named by file or module runs only from a
