@@ -22,7 +22,14 @@ def demo() -> None:
               help="With --scripted: seconds to let the guests run between phases.")
 @click.option("--memory-mib", default=128, show_default=True, type=int, help="RAM of each guest.")
 @click.option("--view-every", default=2.0, show_default=True, type=float, help="Seconds between live views.")
-def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every) -> None:
+@click.option("--failover", is_flag=True,
+              help="Break things instead: kill one host's QEMU processes, then a whole host (namespace), then "
+                   "the controller during a live migration; the controller restarts the guests and adopts the "
+                   "world after its own restart. --json then holds failed_host, restarted_guests, "
+                   "restart_max_s, duplicate_guests, guests_running, guests_total, controller_kills.")
+@click.option("--heartbeat-timeout", "hb_timeout_s", default=3.0, show_default=True, type=click.FloatRange(0.5, 60),
+              help="With --failover: a guest silent this long (heartbeats every 200 ms) has failed.")
+def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every, failover, hb_timeout_s) -> None:
     """2 hosts, 4 guests, the presplit policy deciding every 3 s: it splits host 0 ahead of its
     patch window, patches the new domain, re-pins the guest, patches the old domain and merges;
     then it live-migrates the guest whose CPU ramps on host 1. Ends when every kind happened.
@@ -30,10 +37,15 @@ def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every) -> None:
     Needs root (network namespaces, cgroups) and the guest image
     (scripts/setup-qemu.sh). Everything started is stopped on exit and on Ctrl-C.
 
+    With --failover: 3 hosts, 4 guests; SIGKILL a host's QEMU processes, then kill a whole host, then
+    SIGKILL the controller during a live migration and start it again. Fails unless every guest ends
+    running exactly once and every restart took at most 15 s (heartbeat gap).
+
     \b
     Example:
       presplit demo qemu --json demo.json
       presplit demo qemu --scripted          # the fixed plan of earlier versions
+      presplit demo qemu --failover --json failover.json
     """
     import os
 
@@ -42,6 +54,9 @@ def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every) -> None:
     if os.geteuid() != 0:
         raise click.ClickException("presplit demo qemu needs root (network namespaces and cgroups)")
     echo = lambda text: click.echo(text, nl=True)
+    if failover:
+        _failover(json_path, memory_mib, hb_timeout_s, echo)
+        return
     try:
         summary = run_demo(json_path=json_path, hold_s=hold_s, memory_mib=memory_mib, view_every_s=view_every,
                            echo=echo, scripted=scripted, max_s=max_s)
@@ -56,3 +71,34 @@ def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every) -> None:
         missing.append("migrations")
     if missing:
         raise click.ClickException(f"no {', '.join(missing)} within {max_s:g} s")
+
+
+RESTART_MAX_S = 15.0  # the done-when bound of the failover demo (heartbeat gap of a restarted guest)
+
+
+def _failover(json_path, memory_mib, hb_timeout_s, echo) -> None:
+    from presplit.backends.qemu.failover_demo import run_failover
+
+    try:
+        s = run_failover(json_path=json_path, echo=echo, memory_mib=memory_mib, hb_timeout_s=hb_timeout_s)
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything started was stopped", err=True)
+        raise SystemExit(130) from None
+    problems = []
+    if s["guests_running"] != s["guests_total"]:
+        problems.append(f"{s['guests_total'] - s['guests_running']} guest(s) not running exactly once")
+    if s["duplicate_guests"]:
+        problems.append(f"{s['duplicate_guests']} guest(s) run in more than one QEMU process")
+    if s["restart_max_s"] > RESTART_MAX_S:
+        problems.append(f"a restart took {s['restart_max_s']:.1f} s (> {RESTART_MAX_S:g} s)")
+    if problems:
+        raise click.ClickException("; ".join(problems))
+
+
+@demo.command("qemu-ha-controller", hidden=True)
+@click.option("--world", "world_dir", required=True, type=click.Path(file_okay=False, exists=True))
+def qemu_ha_controller(world_dir) -> None:
+    """The controller of a `presplit demo qemu --failover` world (started, killed and restarted by it)."""
+    from presplit.backends.qemu.failover import run_controller
+
+    run_controller(world_dir, echo=lambda text: click.echo(text))

@@ -321,13 +321,13 @@ class QemuBackend:
     name = "qemu"
 
     def __init__(self, spec: QemuWorldSpec, *, teardown: Teardown | None = None, image=None,
-                 start: bool = True, octet: int = 79) -> None:
+                 start: bool = True, octet: int = 79, tag: str | None = None) -> None:
         self.spec = spec
         self._own_td = teardown is None
         self.td = teardown or Teardown(handle_signals=False)
         self.image = image
         self.octet = octet
-        self.tag = run_tag()
+        self.tag = tag or run_tag()  # another owner's tag: a controller that outlives itself (failover.py)
         self.lock = threading.RLock()
         self._t0 = time.monotonic()
         self.state = build_state(spec)

@@ -69,9 +69,12 @@ class HeartbeatMonitor:
     about ``poll_s``.
     """
 
-    def __init__(self, path: Path, *, poll_s: float = 0.02) -> None:
+    def __init__(self, path: Path, *, poll_s: float = 0.02, start_at_end: bool = False) -> None:
         self.path = Path(path)
         self.poll_s = poll_s
+        # start_at_end: follow only what is written from now on (a guest another process started,
+        # whose earlier beats would all be stamped with the time they were read)
+        self._start = self.path.stat().st_size if start_at_end and self.path.exists() else 0
         self.beats: list[Beat] = []
         self.lines: list[str] = []
         self._stop = threading.Event()
@@ -80,7 +83,7 @@ class HeartbeatMonitor:
         self._thread.start()
 
     def _run(self) -> None:
-        pos, partial = 0, b""
+        pos, partial = self._start, b""
         while not self._stop.is_set():
             try:
                 with open(self.path, "rb") as fh:
@@ -244,9 +247,10 @@ class QemuGuest:
             argv += ["-incoming", self.incoming]
         return argv
 
-    def start(self, *, wait: bool = True, timeout: float = 30.0) -> QemuGuest:
+    def start(self, *, wait: bool = True, timeout: float = 30.0, connect: bool = True) -> QemuGuest:
         """Launch QEMU; with ``wait``, until the guest's userspace is up (or,
-        for an incoming guest, until QMP answers)."""
+        for an incoming guest, until QMP answers). ``connect=False`` (with ``wait=False``):
+        return at once, QMP not connected yet (``qmp.connect`` later; several boots start together)."""
         if self.proc is not None:
             raise GuestError(f"{self} already started")
         qemu_argv = self.command()
@@ -278,6 +282,8 @@ class QemuGuest:
         if self.teardown is not None:
             self._teardown_key = f"qemu {self.qemu_name} pid {self.proc.pid}"
             self.teardown.add(self._teardown_key, self.stop)
+        if not connect and not wait:
+            return self
         try:
             self.qmp.connect(wait=timeout)
             if wait and not self.incoming:

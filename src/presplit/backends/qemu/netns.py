@@ -13,9 +13,13 @@ namespaces: no traffic leaves them.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 
 from presplit.backends.qemu.cleanup import PREFIX, Teardown, run_tag
 from presplit.errors import PresplitError
@@ -117,6 +121,18 @@ class Fabric:
             self._addr[(a.index, b.index)] = addr_a
             self._addr[(b.index, a.index)] = addr_b
 
+    def adopt(self) -> Fabric:
+        """The fabric an earlier process created (a restarted controller's): addresses only, nothing created.
+
+        Only the bridge topology (whose addresses follow from the host index). Hosts whose namespace
+        is gone stay listed; :func:`namespace_exists` tells which are there.
+        """
+        if self.topology != "bridge":
+            raise ValueError("only a bridge fabric can be adopted")
+        for h in self.hosts:
+            self._addr[(h.index, None)] = f"10.{self.octet}.0.{h.index + 1}"
+        return self
+
     def address(self, host: int, peer: int | None = None) -> str:
         """The address of ``host`` as seen from ``peer`` (any peer on a bridge)."""
         key = (host, None) if self.topology == "bridge" else (host, peer)
@@ -148,3 +164,42 @@ class Fabric:
 
     def __exit__(self, *exc: object) -> None:
         self.destroy()
+
+
+def namespace_exists(netns: str) -> bool:
+    """Whether the named network namespace is there (``ip netns add`` made it, nobody deleted it)."""
+    return Path("/var/run/netns", netns).exists()
+
+
+def namespace_pids(netns: str) -> list[int]:
+    """The processes inside a network namespace (``ip netns pids``); empty if it is gone."""
+    proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+    return [int(x) for x in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def kill_namespace_host(netns: str, *, timeout: float = 10.0) -> list[int]:
+    """A host failing as a whole: SIGKILL every process in ``netns``, then delete the namespace
+    (its veth pair, and so its port on the bridge, goes with it). Returns the pids killed."""
+    killed = []
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = namespace_pids(netns)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                if pid not in killed:
+                    killed.append(pid)
+            except ProcessLookupError:
+                pass
+        if not [p for p in pids if _alive(p)] or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    _ip("netns", "delete", netns)
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
