@@ -19,6 +19,15 @@ Guests from a trace (one feed; several feeds are concatenated):
   guest's IO demand (MB/s), which domain services must carry.
 - **arrival**: ``first-nonzero`` (default) starts a guest at the trace's
   first step with non-zero CPU (most at t=0); ``at-start`` starts all at t=0.
+
+Patch windows: the calendar's windows are the ones that happen (the state's
+``patch_windows``, what the engine scores and what gates a patch). With
+``patch.history`` the run also carries a log of earlier windows made from the
+calendar (:func:`~presplit.forecast.maintenance.calendar_history`), the
+patterns learned from it and the windows they predict; a policy that sets
+``predicts_patch_windows`` is then shown those predictions and the real
+windows the maintenance system announces open (:class:`SeesPredictedWindows`),
+never the calendar. Other policies (the ``evacuate`` baseline) see the calendar.
 """
 
 from __future__ import annotations
@@ -46,6 +55,38 @@ class DomainRun:
     workload: DomainWorkload
     n_steps: int
     trace_label: str
+    # patch.history only: the log of earlier windows, what was learned from it, and the windows it predicts
+    history: tuple = ()
+    learned: tuple = ()
+    predicted_windows: tuple | None = None
+
+
+class SeesPredictedWindows:
+    """``policy``, shown predicted patch windows instead of the calendar (a scenario's ``patch.history``).
+
+    Every tick (and every ``recover``) the policy gets the state with
+    ``patch_windows`` = :func:`~presplit.forecast.maintenance.shown_windows`:
+    the predictions, and the real windows once they have opened. Everything
+    else is the policy's own (attributes are passed through).
+    """
+
+    def __init__(self, policy, predicted) -> None:
+        self.policy, self.predicted = policy, tuple(predicted)
+
+    def view(self, state: ClusterState) -> ClusterState:
+        from presplit.forecast.maintenance import shown_windows
+
+        return state.evolve(patch_windows=shown_windows(state.patch_windows, self.predicted, state.now,
+                                                        float(state.model.interval_s)))
+
+    def propose(self, state: ClusterState, forecasts, now: float):
+        return self.policy.propose(self.view(state), forecasts, now)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.policy, name)
+        if name == "recover":
+            return lambda state, forecasts, now: attr(self.view(state), forecasts, now)
+        return attr
 
 
 def build_hosts(scenario: Scenario) -> list[HostSpec]:
@@ -155,8 +196,12 @@ def build_run(scenario: Scenario, trace: str | None = None) -> DomainRun:
                                intra_rack=fab.get("intra_rack", "mesh"))
     windows = patch_windows(scenario, hosts, work.start_epoch_s, steps * scenario.interval_s)
     state = ClusterState.initial(hosts, guests, fabric, scenario.model, patch_windows=windows)
-    return DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s, io_mb_s), steps,
-                     str(trace or feed.trace))
+    run = DomainRun(state, DomainWorkload(cpu, mem_mb, arrival, scenario.interval_s, io_mb_s), steps,
+                    str(trace or feed.trace))
+    if scenario.history is not None:
+        run.history, run.learned, run.predicted_windows = predicted_windows(
+            scenario, hosts, work.start_epoch_s, steps * scenario.interval_s)
+    return run
 
 
 def _check_guests_fit(scenario: Scenario, feed: GuestFeed, work, hosts: list[HostSpec], reserve_mips: np.ndarray,
@@ -215,6 +260,32 @@ def patch_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | No
     return tuple(sorted(out, key=lambda w: (w.start, w.host)))
 
 
+def run_start(scenario: Scenario, epoch_s: float | None):
+    """The instant of t=0: the scenario's ``start``, or the trace's first step (UTC)."""
+    from datetime import datetime, timezone
+
+    return scenario.start or datetime.fromtimestamp(epoch_s or 0.0, tz=timezone.utc)
+
+
+def predicted_windows(scenario: Scenario, hosts: list[HostSpec], epoch_s: float | None,
+                      horizon_s: float) -> tuple[tuple, tuple, tuple[PatchWindowSim, ...]]:
+    """``patch.history``: (the log of earlier windows, the patterns learned from it, the windows they predict).
+
+    The log covers the ``weeks`` before t=0 (:func:`~presplit.forecast.maintenance.calendar_history`);
+    each host's patterns are learned from its own events; the predicted windows over the run are widened
+    by the learner's tolerance (:func:`~presplit.forecast.maintenance.predicted_sim_windows`).
+    """
+    from presplit.forecast.maintenance import calendar_history, learn_history, predicted_sim_windows
+
+    spec, start = scenario.history, run_start(scenario, epoch_s)
+    names = [h.name for h in hosts]
+    events = calendar_history(scenario.calendar, names, start, spec)
+    learned = learn_history(events, spec, spec.zone(scenario.calendar), start)
+    predicted = predicted_sim_windows(learned, names, start, horizon_s, spec.tolerance,
+                                      scenario.model.patch_duration_s)
+    return tuple(events), tuple(learned), predicted
+
+
 def decision_horizon(scenario: Scenario) -> int:
     """Steps a split-domain decision looks ahead: an hour (the presplit policy's cool-down and service hold),
     or longer when a patch lead, a domain's provisioning or a host's boot takes longer."""
@@ -248,6 +319,8 @@ def run_scenario(scenario: Scenario, policy: str, *, trace: str | None = None, s
         import dataclasses
 
         chosen = dataclasses.replace(chosen, restart_priorities=failures.priorities)
+    if run.predicted_windows is not None and getattr(chosen, "predicts_patch_windows", False):
+        chosen = SeesPredictedWindows(chosen, run.predicted_windows)
     # Forecasting policies get forecasts built from the demand observed so far -- or, with ``forecaster``,
     # from that decision forecaster (the oracle alone reads the trace, and only over its horizon).
     forecasts = None

@@ -3,7 +3,9 @@
 A scenario file says which engine runs it (``cloudsim``: the CloudSim preset;
 ``domains``: the split-domain engine) and, for domain scenarios, the host
 groups, the fabric, the domain services, the migration model, the patch
-calendar (:meth:`MaintenanceCalendar.from_dict` format) and the guest feeds
+calendar (:meth:`MaintenanceCalendar.from_dict` format; with ``patch.history``
+the calendar is what happens, and predicting policies are shown only windows
+learned from a log of earlier ones) and the guest feeds
 (which trace feeds the guests, how they are sized, replicated and when they
 arrive). ``base: NAME-or-PATH`` inherits another scenario and overrides
 mappings key by key (lists are replaced) -- handy for reduced test fleets.
@@ -37,7 +39,9 @@ FABRIC_KEYS = {"intra_rack", "oversubscription", "host_latency_ms", "spine_laten
 SERVICE_KEYS = {"name", "cores", "cpu_mips", "mem_gb", "mem_mb", "disk_mb_s", "net_mb_s"}
 MIGRATION_KEYS = {"bandwidth_share", "max_downtime_ms", "max_rounds", "switchover_ms", "repin_ms", "provision_s",
                   "source_degradation", "destination_reservation"}
-PATCH_KEYS = {"duration_per_domain", "calendar"}
+PATCH_KEYS = {"duration_per_domain", "calendar", "history"}
+# patch.history: the log of earlier windows that predicting policies learn from instead of seeing the calendar
+HISTORY_KEYS = {"weeks", "shift_probability", "max_shift", "skip_per_group", "seed", "tolerance", "tz"}
 FEED_KEYS = {"trace", "cpu_overcommit", "target_peak_load", "replicas", "max_ram_gb", "dirty_rate_mbps",
              "arrivals", "seed", "limit_guests", "source_mips_per_core", "default_size"}
 ARRIVALS = ("at-start", "first-nonzero")
@@ -143,6 +147,8 @@ class Scenario:
     feeds: tuple[GuestFeed, ...] = ()
     model_preset: str = "cloudsim"  # the `model:` key: cloudsim or realistic (presplit.model.hardware.model_preset)
     failures: Any = None  # the `failures:` key: a presplit.sim.failures.FailureSpec, or None (nothing fails)
+    # `patch.history`: a presplit.forecast.maintenance.HistorySpec, or None (every policy sees the calendar)
+    history: Any = None
 
 
 def shipped_scenarios() -> dict[str, Path]:

@@ -14,8 +14,8 @@ from pathlib import Path
 from presplit.model.domains import DomainModel
 from presplit.model.hardware import PowerModel
 from presplit.scenarios.loader import (
-    ARRIVALS, FABRIC_KEYS, FEED_KEYS, HOST_KEYS, MIGRATION_KEYS, PATCH_KEYS, TOP_KEYS, GuestFeed, HostGroup,
-    Scenario, ScenarioFileError, _Reader, parse_start, service,
+    ARRIVALS, FABRIC_KEYS, FEED_KEYS, HISTORY_KEYS, HOST_KEYS, MIGRATION_KEYS, PATCH_KEYS, TOP_KEYS, GuestFeed,
+    HostGroup, Scenario, ScenarioFileError, _Reader, parse_start, service,
 )
 
 ENGINES = ("cloudsim", "domains")
@@ -96,9 +96,46 @@ def build_scenario(path: Path, data: dict) -> Scenario:
             # e.g. a duration of .nan or 1e300 seconds, which timedelta itself refuses
             raise ScenarioFileError(path, "patch.calendar", f"cannot read the calendar: {exc}",
                                     "finite, positive durations and valid rules") from None
+    history = _history(path, patch, calendar)
     return Scenario(name, path, engine, description, interval_s=interval, horizon_s=horizon, start=start,
                     hosts=hosts, fabric=dict(fabric), model=model, calendar=calendar, feeds=_feeds(path, top),
-                    model_preset=model_name, failures=_failures(path, data))
+                    model_preset=model_name, failures=_failures(path, data), history=history)
+
+
+def _history(path: Path, patch: _Reader, calendar):
+    """``patch.history``: how the log of earlier windows is made and learned (a HistorySpec), or None."""
+    if "history" not in patch.data:
+        return None
+    from datetime import timedelta
+
+    from presplit.forecast.maintenance import HistorySpec, MaintenanceError, parse_zone
+
+    if calendar is None:
+        raise ScenarioFileError(path, "patch.history", "given without patch.calendar",
+                                "a calendar: the history is made from it, and it stays the windows that happen")
+    r = _Reader(path, patch.get("history", dict), "patch.history", HISTORY_KEYS)
+    weeks = r.get("weeks", int, 8, positive=True, at_most=520)
+    if weeks < 3:
+        raise ScenarioFileError(path, "patch.history.weeks", f"{weeks} is too few",
+                                "at least 3 weeks: a weekly pattern needs 3 occurrences to be learned")
+    skip = r.get("skip_per_group", int, 1, nonneg=True)
+    if skip >= weeks:
+        raise ScenarioFileError(path, "patch.history.skip_per_group", f"{skip} of {weeks} weeks",
+                                "fewer skipped occurrences than weeks of history")
+    tz = r.get("tz", str, None)
+    if tz is not None:
+        try:
+            tz = parse_zone(tz, "patch.history.tz").key
+        except MaintenanceError as exc:
+            raise ScenarioFileError(path, "patch.history.tz", exc.message, exc.expected) from None
+    return HistorySpec(
+        weeks=weeks, shift_probability=r.get("shift_probability", float, 0.25, nonneg=True, at_most=1.0),
+        max_shift=timedelta(seconds=_duration(path, "patch.history.max_shift",
+                                              r.get("max_shift", (str, int, float), "3h"))),
+        skip_per_group=skip, seed=r.get("seed", int, 0, nonneg=True),
+        tolerance=timedelta(seconds=_duration(path, "patch.history.tolerance",
+                                              r.get("tolerance", (str, int, float), "1h"))),
+        tz=tz)
 
 
 def _failures(path: Path, data: dict):

@@ -19,10 +19,13 @@ Every ``interval_s`` (300 s by default) the engine
 
 Patch windows reach policies through the state: ``state.patch_windows`` (all
 of the scenario's windows, in simulation seconds) and
-``state.patch_due(lookahead_s)``. ``forecasts`` is whatever the caller passes
-(None for policies that do not forecast); :class:`Forecasts` is the protocol a
-forecasting policy can rely on, and :class:`OracleForecasts` an upper bound
-that reads the future from the trace.
+``state.patch_due(lookahead_s)``. They are also the real world's rule: a
+``PatchDomain`` is refused unless a window of the domain's host is open at
+that moment (:func:`patch_closed`), whatever windows the policy was shown
+(:class:`presplit.scenarios.build.SeesPredictedWindows`). ``forecasts`` is
+whatever the caller passes (None for policies that do not forecast);
+:class:`Forecasts` is the protocol a forecasting policy can rely on, and
+:class:`OracleForecasts` an upper bound that reads the future from the trace.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import numpy as np
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, PENDING
 from presplit.plan import (
-    Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, PowerOn, ResizeDomain, SplitDomain,
+    Action, ActionOutcome, ActionRefused, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PowerOn, ResizeDomain,
+    SplitDomain,
 )
 from presplit.plan import advance, apply_action
 from presplit.plan.invariants import violations
@@ -120,6 +124,21 @@ def window_met(state: ClusterState, host: int, start: float, end: float) -> bool
     return bool(doms) and all(d.patch_started >= start and d.patch_until <= end for d in doms)
 
 
+def patch_closed(state: ClusterState, action: Action) -> str | None:
+    """Why the real world refuses ``action`` now: a PatchDomain while no window of its host is open; else None.
+
+    Only the maintenance system opens a host for patching (``state.patch_windows`` are the real windows);
+    a patch that starts inside a window but ends after it is allowed and does not count (:func:`window_met`).
+    """
+    d = getattr(action, "domain", None) if isinstance(action, PatchDomain) else None
+    if not isinstance(d, (int, np.integer)) or not 0 <= d < len(state.domains):
+        return None  # not a patch, or no such domain (apply_action says so)
+    host, now = state.domains[int(d)].host, state.now
+    if any(w.host == host and w.start <= now < w.end for w in state.patch_windows):
+        return None
+    return f"no patch window of host {host} is open at t={now:g} s"
+
+
 def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *,
                 forecasts: Forecasts | Callable[[int, ClusterState], Forecasts] | None = None,
                 n_steps: int | None = None, check_invariants: bool = False,
@@ -156,7 +175,11 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
         fc = forecasts(k, state) if callable(forecasts) else forecasts
         proposed = policy.propose(state, fc, t) or ()
         for action in failing.during(proposed, lambda: state, fc, t, t + dt):  # noqa: B023 (the current state)
-            state, outcome = apply_action(state, action)
+            closed = patch_closed(state, action)
+            if closed is None:
+                state, outcome = apply_action(state, action)
+            else:
+                outcome = ActionRefused(action, state.now, closed)
             if record_events:
                 events.append(Event(t, action, outcome))
             if not outcome.ok:

@@ -119,6 +119,9 @@ class DomainPresplit:
     kind: str = "domains"
     name: str = "presplit"
     needs_forecasts: bool = True
+    # Where a scenario has a maintenance history (patch.history), the windows in the state are the ones
+    # predicted from it, plus real ones once announced open (presplit.scenarios.build.SeesPredictedWindows).
+    predicts_patch_windows: bool = True
 
     def __post_init__(self) -> None:
         if self.min_migration_share > self.max_migration_share:
