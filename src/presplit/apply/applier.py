@@ -94,6 +94,7 @@ class Applier:
         total_cap = min(x for x in (lim.total, self.backend_cap, 1 << 30) if x is not None)
         running: dict[int, float] = {i: self.clock.now() for i, s in status.items() if s == "started"}
         started_at = dict.fromkeys(running, self.clock.now())
+        look = not self._resume(plan_id, by_idx, running, started_at)
         broken: str | None = None
         # Problems the world had before this plan are not this plan's doing (they are reported, not blamed).
         baseline = set(self.cond.invariants(self.backend.observe())) if self.check_invariants else set()
@@ -101,7 +102,7 @@ class Applier:
             state = self.backend.observe()
             completed = False
             just_done = []
-            for i in list(running):
+            for i in list(running) if look else ():
                 a = by_idx[i].action
                 verdict, why = self.cond.postcondition(state, a, before.get(i, {}))
                 if verdict == DONE:
@@ -136,6 +137,7 @@ class Applier:
                     break
                 continue
             self._wait(running, state)
+            look = True
         self._skip_dependents(plan_id, status, dependents)
         for i, s in status.items():
             if s == "planned":
@@ -153,6 +155,26 @@ class Applier:
             self.journal.set_meta("last_error", {"plan": plan_id, "error": summary["error"], "tick": jp.tick})
         self.journal.finish_plan(plan_id, final, summary)
         return PlanResult(plan_id, final, counts, failed)
+
+    def _resume(self, plan_id, by_idx, running, started_at) -> bool:
+        """A plan resumed after a restart, on a world that can say when each action it carried out is ready
+        (``backend.ready_at``, the simulated world): the running actions wait for exactly that and keep their
+        start times, as in the applier that died, so the resumed plan runs on the same schedule. Returns True
+        when the restart cut a wave of launches short (the world has not moved since the plan's last launch):
+        the resumed run then completes the wave before it looks again, as the one that died would have.
+        Without ``ready_at`` nothing changes (a running action is polled)."""
+        ready_at = getattr(self.backend, "ready_at", None)
+        if not running or not callable(ready_at):
+            return False
+        for i in running:
+            r = ready_at(by_idx[i].action)
+            if r is not None:
+                running[i] = r
+        starts = {e["idx"]: e["t"] for e in self.journal.events(plan_id) if e["event"] == "started"
+                  and e["t"] is not None}
+        for i in running:
+            started_at[i] = starts.get(i, started_at[i])
+        return bool(starts) and self.clock.now() <= max(starts.values())
 
     # ------------------------------------------------------------ steps
     def _launchable(self, plan, status) -> bool:

@@ -16,17 +16,32 @@ them (the engine's ``run`` does the same calls in one go):
 
 Domains are hosts here (one per host, as on CloudSim's two-PE servers), so a
 move is a :class:`MigrateGuest` whose ``to_domain`` is the host. This world
-lives in the controller's process (it is a parity harness, not a crash-safe
-world; that is :mod:`presplit.backends.sim_world`). Its conditions are its
-own (``conditions`` attribute): the applier's generic ones read a ClusterState.
+lives in the controller's process. Its conditions are its own (``conditions``
+attribute): the applier's generic ones read a ClusterState.
+
+A restarted controller rebuilds it with :meth:`CloudSimWorld.resume`: the
+engine is deterministic given the same moves at the same times, and the
+journal already holds them (each plan at its tick, each action's ``started``
+event with the controller's clock), so the engine is replayed from t=0 --
+every tick up to the journal's last, the policy asked at each (a policy that
+remembers, or draws random numbers, is where it would be; its moves are
+checked against the journal's), each started move executed at its time --
+and stands exactly where an uninterrupted run would, metrics included. A move
+journaled ``started`` whose call the crash cut short is executed by the
+replay: the uninterrupted run would have made it, and reconciliation then
+finds it in flight. No store of its own to keep in step with the journal.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from presplit.backends.base import BackendError, Capabilities, Receipt
 from presplit.plan.actions import MigrateGuest
+
+log = logging.getLogger("presplit.cloudsim")
 
 
 class CloudSimWorld:
@@ -35,21 +50,24 @@ class CloudSimWorld:
         from presplit.policies import make_policy
         from presplit.sim.engine import Engine
 
+        self.workload, self.policy_name = workload, policy
         self.fleet = fleet or cloudsim_preset(workload.n_guests)
         self.engine = Engine(self.fleet, np.asarray(workload.resource("cpu")), make_policy(policy, seed=seed))
         self.model = self.fleet.model
         self.engine.policy.place_initial(self.engine)
-        self.next_tick = self.model.first_tick_s + self.model.interval_s
+        self.next_tick = self.start = self.model.first_tick_s + self.model.interval_s
         self._moved_at: float | None = None
         self.conditions = self
         self.later: dict[int, set[int]] = {}  # guest -> destinations a later move of the same step superseded
         self.finished: dict | None = None
         self.sharing: dict[tuple[int, int], int] = {}  # (guest, host) -> migrations sharing its busier NIC
+        self._bounds: tuple | None = None
+        self.replay_mismatches: list[float] = []
 
     # ------------------------------------------------------------ Backend protocol
     def capabilities(self) -> Capabilities:
         return Capabilities("cloudsim", kinds=("MigrateGuest",), reversible=(), simulated=True,
-                            interval_s=self.model.interval_s, start_s=self.next_tick)
+                            interval_s=self.model.interval_s, start_s=self.start)
 
     def observe(self):
         return self.engine
@@ -101,6 +119,106 @@ class CloudSimWorld:
         metrics = e.finish_metrics(int((m.horizon_s - m.first_tick_s) // m.interval_s))
         self.finished = metrics
         return metrics
+
+    # ------------------------------------------------------------ metrics
+    def metrics_row(self) -> dict:
+        """The run's metrics so far (the whole run's after :meth:`finish`), keyed as ``presplit simulate``'s rows;
+        the fluid bounds are the whole trace's. Changes nothing."""
+        from presplit.sim.runner import best_watts_per_mips, fluid_bound_cpu_kwh, fluid_bound_kwh
+
+        e, m = self.engine, self.model
+        metrics = dict(self.finished) if self.finished is not None else self._so_far()
+        if self._bounds is None:
+            self._bounds = (fluid_bound_kwh(self.workload, self.fleet), fluid_bound_cpu_kwh(self.workload, self.fleet),
+                            best_watts_per_mips(self.fleet))
+        bound, bound_cpu, w_per_mips = self._bounds
+        served = metrics.pop("served_mips_s", 0.0) * w_per_mips / 3.6e6
+        energy = metrics["energy_kwh"]
+        row = {"trace": getattr(self.workload, "name", None), "policy": self.policy_name, **metrics,
+               "fluid_bound_kwh": bound, "fluid_bound_cpu_kwh": bound_cpu, "model": m.name,
+               "energy_over_bound": energy / bound if bound else float("nan"), "served_bound_kwh": served,
+               "energy_over_served_bound": energy / served if served else float("nan"), "now": float(e.now)}
+        return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+
+    def _so_far(self) -> dict:
+        """What ``Engine.finish_metrics`` would say now, without landing the migrations in flight."""
+        e, m = self.engine, self.model
+        metrics = e.metrics.finish(e.migrations)
+        if getattr(e.policy, "non_power_aware", False):
+            ticks = max(int(round((e.now - m.first_tick_s) / m.interval_s)), 0)
+            metrics["energy_kwh"] = float(e.h_power[:, -1].sum() * ticks * m.interval_s / 3.6e6)
+        metrics.update(max_ram_ratio=getattr(e, "max_ram_ratio", 0.0), refused_actions=getattr(e, "refused", 0),
+                       boots=getattr(e, "boots", 0), migration_pause_s=getattr(e, "pause_s", 0.0),
+                       guests_unplaced=len(getattr(e, "waiting", ())))
+        return metrics
+
+    # ------------------------------------------------------------ restart
+    def resume(self, journal, interval_s: float | None = None) -> float:
+        """Replay the journal's run into this fresh engine (see the module docstring); returns the time the
+        engine stands at, where the restarted controller's clock starts (0 with an empty journal)."""
+        import sqlalchemy as sa
+
+        from presplit.apply.codec import decode_action, loads
+        from presplit.apply.journal import actions, events, plans
+
+        last = journal.get_meta("last_tick")
+        if last is None:
+            return 0.0
+        iv = float(interval_s or self.model.interval_s)
+        with journal.engine.connect() as conn:
+            plan_rows = conn.execute(sa.select(plans.c.id, plans.c.tick).order_by(plans.c.id)).all()
+            acts: dict[int, list] = {}
+            for pid, _idx, blob in conn.execute(sa.select(actions.c.plan_id, actions.c.idx, actions.c.action)
+                                                .order_by(actions.c.plan_id, actions.c.idx)):
+                acts.setdefault(int(pid), []).append(decode_action(loads(blob)))
+            starts = conn.execute(sa.select(events.c.id, events.c.plan_id, events.c.idx, events.c.t)
+                                  .where(events.c.event == "started").order_by(events.c.id)).all()
+        # One timeline: a tick begins (the policy is asked), then the plans made at it, then the moves
+        # started at or after it, in the order the controller started them.
+        items = []
+        t = self.start
+        while t <= last:
+            items.append((t, 0, 0, None))
+            t = t + iv  # repeated addition, as the loop steps
+        for pid, tick in plan_rows:
+            items.append((float(tick), 1, int(pid), None))
+        for eid, pid, idx, at in starts:
+            items.append((float(at), 2, int(eid), (int(pid), int(idx))))
+        items.sort(key=lambda x: (x[0], x[1], x[2]))
+        by_tick = {float(tick): acts.get(int(pid), []) for pid, tick in plan_rows}
+        pos, mismatched = 0.0, []
+        for at, kind, key, ref in items:
+            if kind == 0:
+                self.advance(at)
+                pos = at
+                self._check_policy(at, by_tick.get(at, []), mismatched)
+            elif kind == 1:
+                if acts.get(key):
+                    self.order(acts[key], None)
+            else:
+                if at > pos:
+                    self.advance(at)
+                    pos = at
+                pid, idx = ref
+                self.execute(acts[pid][idx])
+        if mismatched:
+            log.warning("replaying the journal: the policy proposed other moves than the journal holds at "
+                        "%d tick(s) (first t=%g); the journal's moves were replayed", len(mismatched), mismatched[0])
+        self.replay_mismatches = mismatched
+        return pos
+
+    def _check_policy(self, t: float, planned: list, mismatched: list) -> None:
+        """Ask the policy at a replayed tick, as the loop did (its own state moves on); compare with the journal."""
+        e = self.engine
+        if not e.policy.migrates:
+            return
+        try:
+            moves = [(int(g), int(h)) for g, h in e.policy.optimise(e)]
+        except Exception:  # noqa: BLE001 - the tick may have failed the first time too; the journal decides
+            log.exception("policy failed at replayed tick t=%g", t)
+            moves = None
+        if moves != [(int(a.guest), int(a.to_domain)) for a in planned]:
+            mismatched.append(t)
 
     def _flush(self) -> None:
         if self._moved_at is not None:

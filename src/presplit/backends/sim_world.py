@@ -27,6 +27,19 @@ store is created, kept in its ``meta`` table): at the end of the trace demand
 starts again from the first sample, for a service that runs for as long as it
 is up.
 
+The world keeps the run's metrics as it changes -- what the domain engine
+accounts (:class:`~presplit.sim.domain_metrics.DomainMetrics`: energy, SLATAH,
+PDM, downtime, IO) and the counts :func:`~presplit.sim.domain_engine.run_domains`
+keeps (moves, migrations, fabric GB, splits, merges, boots, patch windows met):
+:class:`RunMetrics`, updated by the same functions when a change is made and
+when it is replayed, and pickled with every snapshot. A change and the metrics
+it produced are therefore one transaction: a SIGKILL never loses nor counts
+twice a step, and :meth:`SimWorld.metrics_row` (and :meth:`SimWorld.finish`)
+report the whole run however often the controller was restarted. A step
+``[k dt, (k+1) dt)`` is accounted from the state at tick ``k`` after the
+actions the controller applied at that instant, when the world first moves on
+from it (the domain engine accounts it after the tick's actions too).
+
 The store knows what it is: ``meta`` holds a ``world_id`` made at creation and
 whatever the controller binds it to (:mod:`presplit.control.stores`); a file
 that is not a SQLite database, fails SQLite's integrity check, or holds no
@@ -35,6 +48,7 @@ world is a :class:`~presplit.errors.StoreError`, never a silent rebuild.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import pickle
@@ -86,12 +100,105 @@ def holds_world(path: str | Path) -> bool:
         db.close()
 
 
+class RunMetrics:
+    """The run's metrics as the stored world accumulates them (pickled in its snapshots).
+
+    The domain engine's accounting, done by the same code: :class:`DomainMetrics` steps, the
+    counts of :func:`~presplit.sim.domain_engine.run_domains` per applied action, and the patch
+    windows scored at the tick their end has come (met when every live domain of the host was
+    patched inside the window). ``accounted`` is the last step whose interval was accounted.
+    """
+
+    COUNTS = ("intra_host_moves", "cross_host_migrations", "fabric_gb", "splits", "merges", "service_changes",
+              "actions_refused", "energy_actions_j", "boots")
+
+    def __init__(self, state) -> None:
+        from presplit.sim.domain_metrics import DomainMetrics
+
+        self.metrics = DomainMetrics(state)
+        self.counts: dict = {k: 0.0 if k in ("fabric_gb", "energy_actions_j") else 0 for k in self.COUNTS}
+        self.per_guest: dict[int, int] = {}  # cross-host migrations of each guest
+        self.scored: dict[tuple, bool] = {}  # (host, start, end) of a window -> met
+        self.accounted = -1
+
+    def copy(self, *, metrics: bool = True) -> "RunMetrics":
+        """A copy to change; ``metrics=False`` shares the DomainMetrics (for a change that only counts)."""
+        new = copy.copy(self)
+        if metrics:
+            new.metrics = copy.deepcopy(self.metrics)
+        new.counts, new.per_guest, new.scored = dict(self.counts), dict(self.per_guest), dict(self.scored)
+        return new
+
+    def applied(self, action, out) -> None:
+        """Count an action the world carried out, as run_domains does."""
+        from presplit.plan import MergeDomains, MigrateGuest, MoveGuest, PowerOn, ResizeDomain, SplitDomain
+
+        c = self.counts
+        c["fabric_gb"] += out.cost.fabric_gb
+        c["energy_actions_j"] += out.cost.energy_j
+        if isinstance(action, MigrateGuest):
+            c["cross_host_migrations"] += 1
+            g = int(action.guest)
+            self.per_guest[g] = self.per_guest.get(g, 0) + 1
+        elif isinstance(action, MoveGuest):
+            c["intra_host_moves"] += 1
+        elif isinstance(action, MergeDomains):
+            c["merges"] += 1
+            c["intra_host_moves"] += len(out.guests)  # merged guests are re-pinned
+        elif isinstance(action, SplitDomain):
+            c["splits"] += 1
+        elif isinstance(action, PowerOn):
+            c["boots"] += 1
+        elif isinstance(action, ResizeDomain) and action.services is not None:
+            c["service_changes"] += 1
+
+    def account(self, state, k: int, dt: float) -> None:
+        """Step ``k``: the interval ``[k dt, (k+1) dt)`` from the state at its start."""
+        self.metrics.step(state, dt, t0=k * dt)
+        self.metrics.active_hosts.clear()  # not reported; kept from growing with the run
+        self.accounted = k
+
+    def score(self, state, t: float) -> None:
+        """Score the windows whose end has come by ``t`` and that were not scored yet."""
+        from presplit.sim.domain_engine import window_met
+
+        for w in sorted(state.patch_windows, key=lambda w: w.end):
+            key = (int(w.host), float(w.start), float(w.end))
+            if w.end <= t and key not in self.scored:
+                self.scored[key] = window_met(state, w.host, w.start, w.end)
+
+    def row(self, state, last_tick: int, dt: float) -> dict:
+        """The metrics of the run so far, keyed as ``presplit simulate``'s rows (without changing anything):
+        the step of the tick the world stands at is accounted as if it moved on now, and the horizon is
+        that step's end (windows ending by then are scored on the state there)."""
+        from presplit.model.domains import PENDING
+        from presplit.plan import advance
+
+        acc = self.copy()
+        if acc.accounted < last_tick:
+            acc.account(state, last_tick, dt)
+        horizon = (acc.accounted + 1) * dt
+        end = advance(state, horizon)[0] if horizon > state.now else state
+        acc.score(end, horizon)
+        row = acc.metrics.finish()
+        row.update(acc.counts)
+        row["migrations"] = acc.counts["cross_host_migrations"]
+        row["refused_actions"] = acc.counts["actions_refused"]
+        row["guests_unplaced"] = int((end.guest_status == PENDING).sum())
+        row["patch_windows_total"] = len(acc.scored)
+        row["patch_windows_met"] = sum(1 for met in acc.scored.values() if met)
+        row["max_migrations_per_guest"] = max(acc.per_guest.values(), default=0)
+        row["horizon_s"] = horizon
+        return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+
+
 class SimWorld:
     """A simulated world in ``path`` (SQLite); the controller talks to it as a :class:`Backend`."""
 
     def __init__(self, path: str | Path, *, initial=None, workload=None, snapshot_every: int = 500,
-                 name: str = "sim", cycle: bool = False) -> None:
+                 name: str = "sim", cycle: bool = False, info: dict | None = None) -> None:
         self.path = Path(path)
+        self.info = dict(info or {})  # written to meta when the store is created (the scenario's name, model)
         self.snapshot_every = snapshot_every
         self.name = name
         creating = initial is not None and workload is not None
@@ -121,7 +228,7 @@ class SimWorld:
                                  "first")
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO init VALUES (0, ?, ?)", (pickle.dumps(initial), pickle.dumps(workload)))
-            for key, value in (("world_id", uuid.uuid4().hex), ("cycle", bool(cycle))):
+            for key, value in (("world_id", uuid.uuid4().hex), ("cycle", bool(cycle)), *self.info.items()):
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
             self.db.execute("COMMIT")
             row = (pickle.dumps(initial), pickle.dumps(workload))
@@ -134,10 +241,15 @@ class SimWorld:
         self.cycle = bool(self.get_meta("cycle"))
         self.workload = pickle.loads(row[1])
         self.state, self.last_tick, self.seq = pickle.loads(row[0]), -1, 0
+        self.n_initial = self.state.n_guests  # guests beyond these were launched while the world ran
+        self.acc = RunMetrics(self.state)
+        self.ready: dict[str, float] = {}  # applied action -> when it is ready, while that is not past
         snap = self.db.execute("SELECT seq, world FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
         if snap is not None:
-            self.seq = snap[0]
-            self.state, self.last_tick = pickle.loads(snap[1])
+            world = pickle.loads(snap[1])
+            if len(world) == 4:  # a snapshot written before the metrics were kept is skipped: replay from init
+                self.seq = snap[0]
+                self.state, self.last_tick, self.acc, self.ready = world
         self._sync_workload()
         for seq, kind, payload in self.db.execute("SELECT seq, kind, payload FROM changes WHERE seq > ? ORDER BY seq",
                                                   (self.seq,)).fetchall():
@@ -186,9 +298,14 @@ class SimWorld:
 
     def execute(self, action) -> Receipt:
         new, out = apply_action(self.state, action)
+        acc = self.acc.copy(metrics=False)  # an action only adds to the counts
         if not out.ok:
+            # A refusal changes nothing but is counted (a row of its own, so a restart counts it once).
+            acc.counts["actions_refused"] += 1
+            self._commit("refused", action, self.state, acc=acc)
             return Receipt(False, out.reason, self.state.now, self.state.now)
-        self._commit("apply", action, new)
+        acc.applied(action, out)
+        self._commit("apply", action, new, acc=acc, ready=(action, out.time + out.cost.seconds))
         return Receipt(True, "", out.time, out.time + out.cost.seconds,
                        {"cost_s": out.cost.seconds, "downtime_s": out.cost.downtime_s})
 
@@ -198,11 +315,44 @@ class SimWorld:
             self._commit("revert", (action, before), new)
         return Receipt(ok, reason, self.state.now, self.state.now)
 
+    def ready_at(self, action) -> float | None:
+        """When an action the world carried out is ready (its receipt's ``ready_at``), while that is not past;
+        None otherwise. A restarted applier waits for exactly this, as the one that died would have."""
+        return self.ready.get(_key(action))
+
+    def metrics_row(self) -> dict:
+        """The run's metrics so far, keyed as ``presplit simulate``'s rows for a domain scenario (changes nothing)."""
+        row = self.acc.row(self.state, self.last_tick, float(self.workload.interval_s))
+        name = self.get_meta("run_name") or self.get_meta("scenario") or self.name
+        return {"trace": name, "model": self.get_meta("model"), **row}
+
+    def finish(self) -> dict:
+        """The whole run's metrics (what the loop reports at the end; the world is left as it is)."""
+        return self.metrics_row()
+
+    def demand_at(self, t: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """The demand the world fed at the last tick at or before ``t``: (CPU MIPS, disk/network IO MB/s or None),
+        one row per guest there is now; a guest launched after that tick has none yet (zeros). What a forecaster
+        that watched the world from its start saw at ``t`` -- so a restarted controller can see it again."""
+        w = self.workload
+        k = max(int(np.floor(t / float(w.interval_s) + 1e-9)), 0)
+        step = self._step(k, w.cpu.shape[1])
+        s = self.state
+        cpu = w.cpu[:s.n_guests, step] * s.guest_mips
+        io = None if w.io_mb_s is None else np.array(w.io_mb_s[:s.n_guests, step, :])
+        later = np.flatnonzero(np.arange(s.n_guests) >= self.n_initial)
+        later = later[w.arrival_step[later] >= k]  # launched at or after tick k
+        cpu[later] = 0.0
+        if io is not None:
+            io[later] = 0.0
+        return cpu, io
+
     def advance(self, t: float) -> None:
         if t < self.state.now or (t == self.state.now and self.last_tick >= 0):
             return
-        new, tick = self._advanced(self.state, self.last_tick, t)
-        self._commit("advance", float(t), new, tick)
+        acc = self.acc.copy()
+        new, tick = self._advanced(self.state, self.last_tick, t, acc)
+        self._commit("advance", float(t), new, tick, acc=acc)
 
     # ------------------------------------------------------------ operator changes
     def launch_guest(self, guest: Guest, cpu: np.ndarray, mem_mb: np.ndarray | None = None) -> int:
@@ -265,15 +415,22 @@ class SimWorld:
         trace starts again from its first sample."""
         return k % steps if self.cycle else min(k, steps - 1)
 
-    def _advanced(self, state, last_tick: int, t: float):
+    def _advanced(self, state, last_tick: int, t: float, acc: RunMetrics):
+        """Advance to ``t``, feeding every tick on the way; ``acc`` accounts each tick's step when the
+        world moves on from it (with the actions applied at the tick) and scores the windows ended."""
         from presplit.sim.domain_engine import feed_tick
 
         w = self.workload
         dt = float(w.interval_s)
         k = last_tick + 1
-        while k * dt <= t:
+        while True:
+            if acc.accounted < last_tick and t > state.now:
+                acc.account(state, last_tick, dt)
+            if k * dt > t:
+                break
             state, _ = advance(state, k * dt)
             state = feed_tick(state, w, k, self._step(k, w.cpu.shape[1]))
+            acc.score(state, k * dt)
             last_tick = k
             k += 1
         state, _ = advance(state, t)
@@ -286,10 +443,15 @@ class SimWorld:
             if not out.ok:
                 raise BackendError(f"{self.path}: replay diverged at {payload}: {out.reason}")
             self.state = new
+            self.acc.applied(payload, out)
+            self._ready(payload, out.time + out.cost.seconds)
+        elif kind == "refused":
+            self.acc.counts["actions_refused"] += 1
         elif kind == "revert":
             self.state, _, _ = revert_action(self.state, *payload)
         elif kind == "advance":
-            self.state, self.last_tick = self._advanced(self.state, self.last_tick, payload)
+            self.state, self.last_tick = self._advanced(self.state, self.last_tick, payload, self.acc)
+            self._ready()
         elif kind == "launch":
             self.state, self.workload = self._launched(self.state, self.workload, payload)
         elif kind == "window":
@@ -297,22 +459,45 @@ class SimWorld:
         else:
             raise StoreError(f"world store {self.path}: unknown change kind {kind!r} (written by a newer presplit?)")
 
-    def _commit(self, kind: str, payload, new_state, tick: int | None = None) -> None:
+    def _ready(self, action=None, at: float | None = None) -> None:
+        """Replay: note when ``action`` is ready; forget what was ready before now (as :meth:`_commit` does)."""
+        if action is not None:
+            self.ready[_key(action)] = float(at)
+        self.ready = {k: v for k, v in self.ready.items() if v >= self.state.now}
+
+    def _commit(self, kind: str, payload, new_state, tick: int | None = None, *, acc: RunMetrics | None = None,
+                ready: tuple | None = None) -> None:
+        """One change, one transaction; ``acc``: the metrics after it (a snapshot holds state, metrics and the
+        ready times of actions still running)."""
         seq = self.seq + 1
         last_tick = self.last_tick if tick is None else tick
+        acc = self.acc if acc is None else acc
+        times = dict(self.ready)
+        if ready is not None:
+            times[_key(ready[0])] = float(ready[1])
+        times = {k: v for k, v in times.items() if v >= new_state.now}
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("INSERT INTO changes VALUES (?, ?, ?)", (seq, kind, pickle.dumps(payload)))
             if seq % self.snapshot_every == 0:
-                self.db.execute("INSERT INTO snapshots VALUES (?, ?)", (seq, pickle.dumps((new_state, last_tick))))
+                self.db.execute("INSERT INTO snapshots VALUES (?, ?)",
+                                (seq, pickle.dumps((new_state, last_tick, acc, times))))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self.seq, self.state, self.last_tick = seq, new_state, last_tick
+        self.seq, self.state, self.last_tick, self.acc, self.ready = seq, new_state, last_tick, acc, times
 
     def close(self) -> None:
         self.db.close()
+
+
+def _key(action) -> str:
+    """An action by what it does (kind and arguments, not its reason)."""
+    from presplit.apply.codec import dumps, encode_action
+
+    enc = encode_action(action)
+    return dumps([enc["kind"], enc["args"]])
 
 
 def create_world(path: str | Path, scenario, trace: str | None = None, *, cycle: bool = False, **kw) -> SimWorld:
@@ -327,10 +512,11 @@ def create_world(path: str | Path, scenario, trace: str | None = None, *, cycle:
     from presplit.scenarios.build import build_run
 
     run = build_run(scenario, trace)
+    info = {"run_name": scenario.name, "model": getattr(scenario, "model_preset", None)}
     work = dataclasses.replace(run.workload, cpu=run.workload.cpu[:, :run.n_steps],
                                mem_mb=None if run.workload.mem_mb is None else run.workload.mem_mb[:, :run.n_steps],
                                io_mb_s=None if run.workload.io_mb_s is None else run.workload.io_mb_s[:, :run.n_steps])
-    return SimWorld(path, initial=run.state, workload=work, cycle=cycle, **kw)
+    return SimWorld(path, initial=run.state, workload=work, cycle=cycle, info=info, **kw)
 
 
 class FaultyBackend:

@@ -11,8 +11,14 @@ from pathlib import Path
 import click
 
 
-def _forecaster(policies, tick: float):
-    """Forecasts built from the demand the loop observes, for the policies that need them."""
+def _forecaster(policies, tick: float, backend=None, journal=None):
+    """Forecasts built from the demand the loop observes, for the policies that need them.
+
+    A restarted controller first sees again what it had seen: on a world that can say what demand it fed
+    at a past time (``demand_at``, the stored simulated world), the window is filled with what the ticks
+    before the first one this process runs observed (``control.loop.seen_before``, from the journal), so
+    its decisions are those of a controller that never stopped.
+    """
     if not any(getattr(p, "needs_forecasts", False) for p in policies):
         return None
     from presplit.sim.forecast_feed import ObservedForecasts
@@ -21,7 +27,16 @@ def _forecaster(policies, tick: float):
 
     def forecaster(state, now):
         if not feed:
-            feed.append(ObservedForecasts(state.n_guests))
+            fc = ObservedForecasts(state.n_guests)
+            if journal is not None:
+                from types import SimpleNamespace
+
+                from presplit.control.loop import seen_before
+
+                for past, cpu, io in seen_before(journal, backend, now, tick, fc.series.shape[1]):
+                    fc(int(past // tick), SimpleNamespace(n_guests=len(cpu), demand_mips=cpu, demand_io=io,
+                                                          model=state.model))
+            feed.append(fc)
         return feed[0](int(now // tick), state)
 
     return forecaster
@@ -179,10 +194,13 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
                 backend = FaultyBackend(backend, fail_fraction, seed=seed + os.getpid())
         caps = backend.capabilities()
         tick = interval_s or profile.interval_s or caps.interval_s
+        if cloudsim is not None:  # in memory: rebuilt from the journal's history, its clock where it stands
+            clock = SimClock(backend.resume(journal, tick))
         if backend_name == "qemu" and until_s is not None:
             until_s = clock.now() + until_s
         loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
-                           dry_run=dry_run, source=profile.label, forecaster=_forecaster(policies, tick),
+                           dry_run=dry_run, source=profile.label,
+                           forecaster=_forecaster(policies, tick, backend, journal=journal),
                            max_plan_age_s=max_plan_age_s)
         stop_box["loop"] = loop
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
@@ -205,9 +223,10 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     if unplaced:
         click.echo(f"warning: {unplaced} guest(s) could not be placed and are still pending at the end "
                    "(their demand counts as unserved)", err=True)
-    if report.metrics:
-        click.echo("metrics " + " ".join(f"{k}={v:.6g}" for k, v in sorted(report.metrics.items())
-                                        if isinstance(v, (int, float))))
+    metrics = report.metrics_row or report.metrics  # the whole run's, however often it was restarted
+    if metrics:
+        click.echo("metrics " + " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())
+                                        if isinstance(v, (int, float)) and not isinstance(v, bool)))
 
 
 def _unplaced(backend) -> int:

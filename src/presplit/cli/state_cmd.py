@@ -33,9 +33,30 @@ def gather(db: str, plans_limit: int | None = 20) -> dict:
                 "open_plans": journal.open_plans(), "recommended_plans": _recommended(journal),
                 "last_error": journal.get_meta("last_error"),
                 "guests_unplaced": sum(1 for g in guests if g.get("status") == "pending"),
-                "store": journal.get_meta("store")}
+                "store": journal.get_meta("store"),
+                # the run's metrics so far, keyed as ``presplit simulate``'s rows (a simulated world; written
+                # every tick, the whole run's at the end, restarts included)
+                "metrics": journal.get_meta("metrics")}
     finally:
         journal.close()
+
+
+def _metrics_table(metrics: dict):
+    """The run's metrics so far, one row per key (numbers to 6 significant digits)."""
+    from rich.table import Table
+
+    m = metrics
+    where = f"up to t={m['horizon_s']:g} s" if isinstance(m.get("horizon_s"), (int, float)) else (
+        f"up to t={m['now']:g} s" if isinstance(m.get("now"), (int, float)) else "so far")
+    table = Table(title=f"run metrics ({m.get('policy', '?')} on {m.get('trace', '?')}, {where})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in m.items():
+        if key in ("policy", "trace", "horizon_s", "now"):
+            continue
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        table.add_row(key, shown)
+    return table
 
 
 @click.command("state", context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +96,8 @@ def state(db: str, json_path: str | None, plans_limit: int) -> None:
             console.print(err["traceback"].rstrip(), markup=False, highlight=False)
     if data["guests_unplaced"]:
         console.print(f"[yellow]{data['guests_unplaced']} guest(s) pending: not placed yet[/yellow]")
+    if data["metrics"]:
+        console.print(_metrics_table(data["metrics"]))
     hosts = Table(title=f"hosts ({len(data['hosts'])})")
     for col in ("id", "name", "on", "ready", "rack"):
         hosts.add_column(col)

@@ -20,7 +20,10 @@ controller neither loses nor repeats a tick. Each tick:
    the recommendations of the same source still waiting for an operator become
    ``superseded`` in the same transaction, so only the newest is open;
 5. the tick and a summary of the observed state go to the journal's
-   ``meta`` (what ``presplit state`` prints).
+   ``meta`` (what ``presplit state`` prints), and so do the run's metrics
+   so far when the backend keeps them (``metrics_row()``: a simulated world,
+   keyed as ``presplit simulate``'s rows; the whole run's, restarts
+   included, since the world keeps them -- see ``docs/control-plane.md``).
 
 ``stop()`` (the SIGTERM handler) lets the running action finish, cancels the
 rest of the plan, and ends the loop.
@@ -63,6 +66,7 @@ class LoopReport:
     metrics: dict | None = None
     failed_ticks: int = 0
     last_error: dict | None = None
+    metrics_row: dict | None = None  # the run's metrics keyed as ``presplit simulate``'s rows (simulated worlds)
 
 
 def observed_summary(state, backend=None) -> dict:
@@ -82,6 +86,40 @@ def observed_summary(state, backend=None) -> dict:
         "guests": [{"id": g.id, "index": i, "domain": int(state.guest_domain[i]),
                     "status": GUEST_STATES[int(state.guest_status[i])]} for i, g in enumerate(state.guests)],
     }
+
+
+def seen_before(journal, backend, now: float, interval_s: float, n: int) -> list[tuple[float, np.ndarray, object]]:
+    """What the loop had observed at its last ``n`` ticks before ``now`` (oldest first): (tick, CPU MIPS per guest,
+    disk/network IO or None), for a world that can say what demand it fed at a past time (``demand_at``).
+
+    A restarted controller's forecaster starts from this, so it decides as one that never stopped. A tick
+    observes the world when it runs: at its time, or -- when the plan before it ran past that time -- when
+    that plan ended (the journal's last event of the plan), as :meth:`ControlLoop.run` does.
+    """
+    import sqlalchemy as sa
+
+    from presplit.apply.journal import events, plans
+
+    demand_at = getattr(backend, "demand_at", None)
+    if not callable(demand_at) or n <= 0:
+        return []
+    with journal.engine.connect() as conn:
+        ends: dict[float, float] = {}
+        for tick, end in conn.execute(sa.select(plans.c.tick, sa.func.max(events.c.t))
+                                      .select_from(plans.join(events, events.c.plan_id == plans.c.id))
+                                      .group_by(plans.c.id)):
+            if end is not None:
+                ends[float(tick)] = max(ends.get(float(tick), end), end)
+    ticks, t = [], backend.capabilities().start_s
+    while t < now - 1e-9:
+        ticks.append(t)
+        t = t + interval_s
+    seen, clock = [], ticks[0] if ticks else 0.0
+    for tick in ticks:
+        clock = max(clock, tick)
+        seen.append((tick, clock))
+        clock = max(clock, ends.get(tick, clock))
+    return [(tick, *demand_at(at)) for tick, at in seen[-n:]]
 
 
 class ControlLoop:
@@ -119,13 +157,18 @@ class ControlLoop:
         t = caps.start_s
         last = self.journal.get_meta("last_tick")
         now = self.clock.now()
+        # A simulated clock runs every tick after the journal's last, as a loop that never stopped would (a
+        # tick whose time a long plan ran past runs late, at once): a restart -- whose reconciliation may
+        # finish such a plan before the first tick -- must not skip them. A wall clock skips the ticks it
+        # missed while the controller was down.
+        catch_up = last is not None and getattr(self.clock, "simulated", False)
         # Repeated addition, as the CloudSim engine steps, so tick times are bit-identical to its.
-        while (last is not None and t <= last) or t < now - 1e-9:
+        while (last is not None and t <= last) or (not catch_up and t < now - 1e-9):
             t = t + self.interval
         return t
 
     def run(self) -> LoopReport:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         report = LoopReport()
         rec = reconcile(self.applier, max_age_s=self.max_plan_age_s)
         for r in rec.results:
@@ -143,6 +186,7 @@ class ControlLoop:
         finish = getattr(self.backend, "finish", None)
         if callable(finish) and not report.stopped:
             report.metrics = finish()
+            report.metrics_row = self._write_metrics()
         report.wall_s = time.perf_counter() - started
         return report
 
@@ -201,6 +245,21 @@ class ControlLoop:
         self._note_unplaced(after, t)
         if report.ticks % self.summary_every == 0 or self.stopping.is_set():
             self.journal.set_meta("observed", observed_summary(after, self.backend))
+            self._write_metrics()
+
+    def _write_metrics(self) -> dict | None:
+        """The backend's run metrics so far (if it keeps them) to the journal's ``meta`` as ``metrics``."""
+        metrics_row = getattr(self.backend, "metrics_row", None)
+        if not callable(metrics_row):
+            return None
+        import resource
+
+        row = dict(metrics_row())
+        row.setdefault("policy", self.source)
+        row.setdefault("wall_s", time.perf_counter() - getattr(self, "_started", time.perf_counter()))
+        row.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+        self.journal.set_meta("metrics", row)
+        return row
 
     def _note_unplaced(self, state, t: float) -> None:
         """Guests still pending after the tick's plan could not be placed: an event whenever their number changes."""
