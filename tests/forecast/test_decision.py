@@ -113,7 +113,43 @@ def test_simulate_rows_carry_the_forecaster_and_refuse_what_does_not_apply(tmp_p
     assert oracle["esv"] <= 0.15 * reactive["esv"]  # a real oracle, not a weakened one
     bad = CliRunner().invoke(cli, ["simulate", "--policy", "presplit", "--forecaster", "crystal-ball"])
     assert bad.exit_code == 2 and "unknown" in bad.output and "oracle" in bad.output
-    domain = CliRunner().invoke(cli, ["simulate", "--scenario", "bighost-patch", "--forecaster", "oracle"])
-    assert domain.exit_code == 2 and "--forecaster" in domain.output
     with pytest.raises(Exception, match="decides on no forecast"):
         run_simulation(load_trace(day), "dvfs", forecaster="oracle")
+
+
+def test_run_takes_a_forecaster_from_its_option_or_its_profile_but_never_the_oracle(tmp_path):
+    from presplit.service.demo import demo_scenario
+
+    scen = demo_scenario(tmp_path / "demo")
+    res = CliRunner().invoke(cli, ["run", "--scenario", str(scen), "--db", str(tmp_path / "a.db"), "--until", "1h",
+                                   "--forecaster", "baseline-autopilot-1h"])
+    assert res.exit_code == 0, res.output
+    profile = tmp_path / "p.yaml"
+    profile.write_text("policies: [presplit]\nforecaster: reactive\n")
+    res = CliRunner().invoke(cli, ["run", "--scenario", "cloudsim", "--db", str(tmp_path / "b.db"), "--until", "1h",
+                                   "--profile", str(profile)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["run", "--scenario", "cloudsim", "--db", str(tmp_path / "c.db"),
+                                   "--forecaster", "oracle"])
+    assert res.exit_code == 2 and "future" in res.output and not (tmp_path / "c.db").exists()
+    profile.write_text("policies: [presplit]\nforecaster: crystal-ball\n")
+    res = CliRunner().invoke(cli, ["run", "--scenario", "cloudsim", "--db", str(tmp_path / "d.db"),
+                                   "--profile", str(profile)])
+    assert res.exit_code == 2 and "forecaster" in res.output
+
+
+def test_the_split_domain_policy_decides_on_any_forecaster(tmp_path):
+    import json
+
+    from presplit.service.demo import demo_scenario
+
+    scen = demo_scenario(tmp_path / "demo")
+    out = tmp_path / "rows.json"
+    res = CliRunner().invoke(cli, ["simulate", "--scenario", str(scen), "--policy", "presplit", "--policy",
+                                   "evacuate", "--forecaster", "reactive", "--forecaster", "oracle", "--json",
+                                   str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())
+    assert [(r["policy"], r["forecaster"]) for r in rows] == [("presplit", "reactive"), ("presplit", "oracle"),
+                                                              ("evacuate", "none")]
+    assert rows[0]["energy_kwh"] != rows[1]["energy_kwh"] or rows[0]["migrations"] != rows[1]["migrations"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 
-def _forecaster(policies, tick: float, backend=None, journal=None):
+def _forecaster(policies, tick: float, backend=None, name: str | None = None, journal=None):
     """Forecasts built from the demand the loop observes, for the policies that need them.
 
     A restarted controller first sees again what it had seen: on a world that can say what demand it fed
@@ -21,13 +21,13 @@ def _forecaster(policies, tick: float, backend=None, journal=None):
     """
     if not any(getattr(p, "needs_forecasts", False) for p in policies):
         return None
-    from presplit.sim.forecast_feed import ObservedForecasts
+    from presplit.sim.forecast_feed import make_feed
 
     feed: list = []
 
     def forecaster(state, now):
         if not feed:
-            fc = ObservedForecasts(state.n_guests)
+            fc = make_feed(state.n_guests, name, interval_s=int(tick))
             if journal is not None:
                 from types import SimpleNamespace
 
@@ -106,6 +106,10 @@ def _scenario_kind(name: str):
 @click.option("--trace", default=None, metavar="PATH", help="Trace overriding the scenario's.")
 @click.option("--fail-fraction", default=0.0, type=float, show_default=True, callback=lambda _c, _p, v: _fraction(v),
               help="Fault injection: fail this fraction of executed actions, 0 to 1 (sim backend).")
+@click.option("--forecaster", "forecaster_name", default=None, metavar="NAME",
+              help="Forecast the presplit policy decides on (default: the profile's `forecaster:`, else outlook): "
+                   "outlook, reactive or any model of `presplit forecast models` (the oracle needs the trace's "
+                   "future: presplit simulate only).")
 @click.option("--new-journal", is_flag=True,
               help="Start afresh: discard the journal's history and move the world store aside (renamed, kept).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the fault injection.")
@@ -113,8 +117,8 @@ def _scenario_kind(name: str):
 @click.option("--max-plan-age", default=None, metavar="DURATION",
               help="A plan older than this is not resumed after a restart (its remaining actions are cancelled). "
                    "Default: no limit.")
-def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction, new_journal,
-        seed, quiet, max_plan_age) -> None:
+def run(backend_name, scenario, db, interval, until, profile_path, dry_run, world, trace, fail_fraction,
+        forecaster_name, new_journal, seed, quiet, max_plan_age) -> None:
     """Run the controller until --until (or SIGTERM, which finishes the running action and exits cleanly).
 
     \b
@@ -129,6 +133,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     from presplit.control.loop import ControlLoop
     from presplit.control.profile import ProfileError, build_policies, default_profile, load_profile
     from presplit.control.stores import bind, check_stores, open_bound, scenario_inputs, start_afresh
+    from presplit.forecast.decision import check_for_controller
 
     say = (lambda *_: None) if quiet else click.echo
     interval_s = duration_option(interval, "--interval", positive=True)
@@ -144,6 +149,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         policies = build_policies(profile, kind)
     except ProfileError as exc:
         raise click.BadParameter(str(exc), param_hint="'--profile'") from None
+    forecaster_name = check_for_controller(forecaster_name or profile.forecaster, "--forecaster")
     if backend_name == "qemu":
         try:
             factory = backend_factory("qemu")
@@ -182,6 +188,8 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         elif cloudsim is not None:
             bind(journal, inputs)
             backend, policies = cloudsim
+            if hasattr(backend.engine.policy, "forecaster_name"):  # the CloudSim engine's presplit decides on it
+                backend.engine.policy.forecaster_name = forecaster_name
             clock = SimClock(0.0)
         else:
             from presplit.backends.sim_world import FaultyBackend, create_world
@@ -200,7 +208,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
             until_s = clock.now() + until_s
         loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
                            dry_run=dry_run, source=profile.label,
-                           forecaster=_forecaster(policies, tick, backend, journal=journal),
+                           forecaster=_forecaster(policies, tick, backend, forecaster_name, journal=journal),
                            max_plan_age_s=max_plan_age_s)
         stop_box["loop"] = loop
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
