@@ -17,7 +17,8 @@ DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt
 """The baselines of the CloudSim reference runs, plus the non-power-aware one."""
 
 PERCENT_KEYS = ("slatah", "pdm", "slav", "overall_sla_violation")
-INT_KEYS = ("migrations", "refused_actions", "boots", "guests_unplaced")
+INT_KEYS = ("migrations", "refused_actions", "boots", "guests_unplaced", "guests_lost", "failover_restarts",
+            "failover_capacity_short", "failures_injected", "migrations_failed")
 
 
 # --------------------------------------------------------------------------- running
@@ -30,11 +31,12 @@ def trace_label(path: str | Path) -> str:
 
 
 def clean_row(row: dict, *, trace: str, policy: str) -> dict:
-    """``trace``, ``policy`` and exactly the METRIC_KEYS, as plain Python ints/floats."""
-    from presplit.sim.runner import METRIC_KEYS
+    """``trace``, ``policy`` and exactly the METRIC_KEYS (and the FAILURE_KEYS of a run with failures), as plain
+    Python ints/floats."""
+    from presplit.sim.runner import FAILURE_KEYS, METRIC_KEYS
 
     out: dict = {"trace": trace, "policy": policy}
-    for key in METRIC_KEYS:
+    for key in (*METRIC_KEYS, *(k for k in FAILURE_KEYS if k in row)):
         value = row[key]
         if hasattr(value, "item"):  # numpy scalar
             value = value.item()
@@ -45,8 +47,8 @@ def clean_row(row: dict, *, trace: str, policy: str) -> dict:
 _WORKER: dict = {}
 
 
-def _init_worker(workloads: Sequence, fleet_factory: Callable | None, seed: int) -> None:
-    _WORKER.update(workloads=workloads, fleet_factory=fleet_factory, seed=seed)
+def _init_worker(workloads: Sequence, fleet_factory: Callable | None, seed: int, failures=None) -> None:
+    _WORKER.update(workloads=workloads, fleet_factory=fleet_factory, seed=seed, failures=failures)
 
 
 def _run_pair(index: int, policy: str, forecaster: str | None = None) -> dict:
@@ -56,14 +58,15 @@ def _run_pair(index: int, policy: str, forecaster: str | None = None) -> dict:
     workload, label = _WORKER["workloads"][index]
     factory = _WORKER["fleet_factory"]
     fleet = build_fleet(factory, workload) if factory is not None else None
-    row, _ = run_simulation(workload, policy, fleet=fleet, seed=_WORKER["seed"], forecaster=forecaster)
+    row, _ = run_simulation(workload, policy, fleet=fleet, seed=_WORKER["seed"], forecaster=forecaster,
+                            failures=_WORKER.get("failures"))
     return clean_row(row, trace=label, policy=policy)
 
 
 def run_pairs(workloads: Sequence[tuple[object, str]], policies: Sequence[str], *,
               fleet_factory: Callable | None = None, seed: int = 0, jobs: int = 1,
               progress: bool = True, description: str = "simulating",
-              forecasters: Sequence[str] = ()) -> list[dict]:
+              forecasters: Sequence[str] = (), failures=None) -> list[dict]:
     """Run every (workload, policy) pair; rows come back in input order (traces outer, policies inner).
 
     ``workloads`` holds ``(Workload, label)`` pairs. With ``jobs > 1`` pairs run
@@ -74,7 +77,7 @@ def run_pairs(workloads: Sequence[tuple[object, str]], policies: Sequence[str], 
     tasks = [(i, p, f) for i in range(len(workloads)) for p in policies
              for f in (forecasters if forecasters and _takes_forecaster(p) else (None,))]
     return run_tasks(workloads, tasks, fleet_factory=fleet_factory, seed=seed, jobs=jobs,
-                     progress=progress, description=description)
+                     progress=progress, description=description, failures=failures)
 
 
 def _takes_forecaster(policy: str) -> bool:
@@ -86,7 +89,7 @@ def _takes_forecaster(policy: str) -> bool:
 
 def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple], *,
               fleet_factory: Callable | None = None, seed: int = 0, jobs: int = 1,
-              progress: bool = True, description: str = "simulating") -> list[dict]:
+              progress: bool = True, description: str = "simulating", failures=None) -> list[dict]:
     """Like :func:`run_pairs` for an explicit list of ``(workload index, policy[, forecaster])`` tasks."""
     results: list[dict | None] = [None] * len(tasks)
     jobs = max(1, min(jobs, len(tasks)))
@@ -105,7 +108,7 @@ def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple], *
                 bar.update(task_id, advance=1, last=f"{row['trace']} {row['policy']}")
 
         if jobs == 1:
-            _init_worker(workloads, fleet_factory, seed)
+            _init_worker(workloads, fleet_factory, seed, failures)
             try:
                 for k, task in enumerate(tasks):
                     done(k, _run_pair(*task))
@@ -113,7 +116,7 @@ def run_tasks(workloads: Sequence[tuple[object, str]], tasks: Sequence[tuple], *
                 _WORKER.clear()
         else:
             with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                     initargs=(list(workloads), fleet_factory, seed)) as pool:
+                                     initargs=(list(workloads), fleet_factory, seed, failures)) as pool:
                 futures = {pool.submit(_run_pair, *task): k for k, task in enumerate(tasks)}
                 for fut in as_completed(futures):
                     done(futures[fut], fut.result())
@@ -160,6 +163,23 @@ def render_table(rows: Sequence[dict]):
     return table
 
 
+def render_failure_table(rows: Sequence[dict]):
+    """The failure metrics of runs with ``--failures`` on the CloudSim engine."""
+    from rich.table import Table
+
+    table = Table(caption="failures on the CloudSim engine: host crashes (a guest is down from the crash until it "
+                          "has booted elsewhere) and failed live migrations; failover_capacity_short is 0 there "
+                          "(no failover reserve)", caption_justify="left")
+    for name in ("trace", "policy", "injected", "lost", "restarts", "failover max (s)", "failover p95 (s)",
+                 "downtime (s)", "migrations failed"):
+        table.add_column(name, justify="left" if name in ("trace", "policy") else "right")
+    for r in rows:
+        table.add_row(r["trace"], r["policy"], f"{r['failures_injected']:,}", f"{r['guests_lost']:,}",
+                      f"{r['failover_restarts']:,}", f"{r['failover_max_s']:.0f}", f"{r['failover_p95_s']:.0f}",
+                      f"{r['failure_downtime_s']:,.0f}", f"{r['migrations_failed']:,}")
+    return table
+
+
 # --------------------------------------------------------------------------- command
 
 
@@ -192,11 +212,13 @@ def render_table(rows: Sequence[dict]):
                    "and draw 10 W off, idle guests stay, pre-copy migrations share NIC bandwidth). Default: the "
                    "scenario's `model:` (cloudsim). Example: --model realistic")
 @click.option("--failures", "failures_text", default=None, metavar="FILE|RATE-SPEC",
-              help="Domain scenarios: inject failures, seeded (instead of the scenario's `failures:`): rates per "
+              help="Inject failures, seeded (on domain scenarios instead of the scenario's `failures:`): rates per "
                    "day for the fleet of host crashes, domain-services crashes and NIC or rack-uplink failures, a "
                    "probability per live migration, repair times, or a YAML file with those keys plus timed "
-                   "`events` and restart `priorities`. Rows gain guests_lost, failover_restarts, failover_max_s, "
-                   "failover_p95_s, failure_downtime_s, failover_capacity_short. Example: --failures "
+                   "`events` and restart `priorities`. The CloudSim engine takes host crashes, failed migrations, "
+                   "repair and boot times and host events (host: its index); it has no fabric and one domain "
+                   "per host, so it refuses link and domain failures. Rows gain guests_lost, failover_restarts, "
+                   "failover_max_s, failover_p95_s, failure_downtime_s, failover_capacity_short. Example: --failures "
                    "host=2/day,domain=5/day,link=1/day,migration=0.01,seed=3")
 @click.option("--seed", type=int, default=0, show_default=True, metavar="N",
               help="Seed for randomised policies (the rs selector). Example: --seed 7")
@@ -237,10 +259,9 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
     else:
         scenario_name = scenario.strip().lower()
     if failures is not None:
-        from presplit.errors import InputError
+        from presplit.sim.failures import check_cloudsim_spec
 
-        raise InputError(f"--failures: scenario {scenario_name!r} runs on the CloudSim engine, which has no failure "
-                         "model (expected a domain scenario such as bighost-patch)")
+        check_cloudsim_spec(failures)  # host crashes and failed migrations; link/domain: one line saying why
     fleet_factory, default_traces = resolve_scenario(scenario)
     if model_name is not None:
         from presplit.scenarios.trace_fleet import Remodel
@@ -259,9 +280,11 @@ def simulate(traces: tuple[str, ...], scenario: str, policies: tuple[str, ...], 
 
     _check_forecasters(forecasters)
     rows = run_pairs(workloads, policy_list, fleet_factory=fleet_factory, seed=seed, jobs=jobs,
-                     forecasters=forecasters)
+                     forecasters=forecasters, failures=failures)
 
     print_table(render_table(rows), json_path, width=160)
+    if failures is not None and not is_stdout(json_path):
+        print_table(render_failure_table(rows), json_path, width=160)
     if json_path is not None:
         write_json(json_path, rows, what=f"{len(rows)} rows")
 

@@ -20,6 +20,13 @@ guests that stay when idle, and pre-copy migrations whose duration and pause
 follow the bandwidth left on the NICs they share. RAM is booked on the
 destination when a migration starts and released on the source when it ends,
 so both carry the guest during the copy.
+
+Failures (``failures=``, a :class:`presplit.sim.failures.FailureSpec`; off by
+default, and then nothing below runs): host crashes and failed live
+migrations, applied at their own times between ticks by
+:class:`presplit.sim.failures.CloudSimFailures`, each between two updates
+that record the state before and after. Stopped and booting guests count as
+requested and not served, like waiting ones.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ class SimResult:
 class Engine:
     """Runs one workload on one fleet under one policy."""
 
-    def __init__(self, fleet: Fleet, utilisation: np.ndarray, policy, *, record_events: bool = False) -> None:
+    def __init__(self, fleet: Fleet, utilisation: np.ndarray, policy, *, record_events: bool = False,
+                 failures=None) -> None:
         if utilisation.ndim != 2 or utilisation.shape[0] != fleet.n_guests:
             raise ValueError(f"utilisation must be [guests={fleet.n_guests}, samples], got {utilisation.shape}")
         self.fleet = fleet
@@ -103,6 +111,11 @@ class Engine:
         self.events: list[tuple[float, int, int, int]] = []
         self._pending: list[tuple[float, int, int, int]] = []  # heap of (end, seq, guest, dst)
         self._seq = 0
+        self.fail = None
+        if failures is not None and failures.active:
+            from presplit.sim.failures import CloudSimFailures
+
+            self.fail = CloudSimFailures(failures, self, policy)
 
     # ----------------------------------------------------------------- time
     def utilisation_at(self, t: float) -> np.ndarray:
@@ -139,20 +152,38 @@ class Engine:
     def begin_tick(self, t: float) -> None:
         """What happens at a tick before the policy is asked: migrations that ended land, waiting guests
         that now fit start, and the fleet-wide update records the tick."""
+        if self.fail is not None:
+            self._failures_until(t)
         self._finish_migrations_until(t)
         if self.waiting:
             self._place_waiting()
+        if self.fail is not None:
+            self.fail.restart(t)  # stopped guests no host could take yet
         self._update(t, tick=True)
+
+    def _failures_until(self, t: float) -> None:
+        """Failure events before t, in time order with the migrations that end in between; each between an
+        update that records the state before it and one that records it after."""
+        while (at := self.fail.next_at()) is not None and at < t:
+            self._finish_migrations_until(at)
+            at = max(at, self.now)
+            self._update(at)
+            self.fail.fire(at)
+            self._update(at)
 
     def finish_metrics(self, ticks: int) -> dict:
         """End the run (migrations in flight land by the horizon); the metrics of the whole run."""
         m = self.model
+        if self.fail is not None:
+            self._failures_until(m.horizon_s)
         self._finish_migrations_until(m.horizon_s)
         metrics = self.metrics.finish(self.migrations)
         if getattr(self.policy, "non_power_aware", False):
             metrics["energy_kwh"] = float(self.h_power[:, -1].sum() * ticks * m.interval_s / 3.6e6)
         metrics.update(max_ram_ratio=self.max_ram_ratio, refused_actions=self.refused, boots=self.boots,
                        migration_pause_s=self.pause_s, guests_unplaced=len(self.waiting))
+        if self.fail is not None:
+            metrics.update(self.fail.finish())
         return metrics
 
     def _hosts_on(self, t: float) -> np.ndarray:
@@ -228,6 +259,9 @@ class Engine:
     def _start_migration(self, guest: int, dst: int, t: float, sharing: int = 1) -> bool:
         m = self.model
         ram = self.g_ram[guest]
+        if self.fail is not None and not self.fail.may_migrate(guest, dst):
+            self.refused += 1  # a stopped guest, or a crashed destination
+            return False
         if m.enforce_ram and self.ram_used[dst] + ram > self.ram_cap[dst] + 1e-6:
             self.refused += 1  # memory is a hard limit: the engine refuses what a policy should not ask
             return False
@@ -265,7 +299,30 @@ class Engine:
         if self.record_events:
             self.events.append((t, guest, int(self.host_of[guest]), dst))
         heapq.heappush(self._pending, (t + duration, self._seq, guest, dst))
+        if self.fail is not None:
+            self.fail.migration_started(guest, dst, t, duration, self._seq)
         self._seq += 1
+        return True
+
+    def abort_migration(self, guest: int, dst: int, t: float, *, seq: int | None = None) -> bool:
+        """A migration in flight fails at t (failures only): the guest stays at its source, the destination's
+        booking and RAM are released. False when that migration is no longer in flight."""
+        entry = next((x for x in self._pending if x[2] == guest and x[3] == dst and (seq is None or x[1] == seq)),
+                     None)
+        if entry is None:
+            return False
+        self._pending.remove(entry)
+        heapq.heapify(self._pending)
+        src = int(self.host_of[guest])
+        self.incoming.remove((guest, dst))
+        self.lists[dst].remove(guest)
+        self._book(dst, guest, -1)
+        self.in_migration[guest] = False
+        if self.model.precopy:
+            self.nic_busy[src] -= 1
+            self.nic_busy[dst] -= 1
+        if self.model.hosts_on_with_guests and self.count[dst] == 0:
+            self.shutdown_until[dst] = t + self.model.shutdown_s
         return True
 
     def _finish_migrations_until(self, t: float) -> None:
@@ -300,7 +357,10 @@ class Engine:
             self.history[:, 1:] = self.history[:, :-1]
             self.history[:, 0] = self.requested / self.g_mips
             self.history_len = min(self.history_len + 1, HISTORY_LENGTH)
-        live = np.flatnonzero(self.alive & (self.host_of >= 0)) if self.waiting else np.flatnonzero(self.alive)
+        if self.waiting or self.fail is not None:
+            live = np.flatnonzero(self.alive & (self.host_of >= 0))
+        else:
+            live = np.flatnonzero(self.alive)
         host = self.host_of[live]
         r = self.requested[live]
         mig = self.in_migration[live]
@@ -320,6 +380,8 @@ class Engine:
         if m.hosts_on_with_guests:
             on_until = np.where(self.count > 0, np.inf, np.maximum(self.shutdown_until, self.booting_until))
         unmet = float(self.requested[self.waiting].sum()) if self.waiting else 0.0
+        if self.fail is not None:
+            unmet += self.fail.unmet_mips()  # stopped and booting guests: requested, not served
         self.metrics.record(t, util_mips / self.h_total, util_mips, req, live, alloc, r, mig, on_until=on_until,
                             unmet_mips=unmet)
         self.h_util_mips = util_mips

@@ -579,3 +579,256 @@ class FailureRun:
             "failures_injected": self.injected,
             "migrations_failed": self.migrations_failed,
         }
+
+
+# ----------------------------------------------------------------- the CloudSim engine
+CLOUDSIM_KINDS = ("host", "migration")
+
+
+def check_cloudsim_spec(spec: FailureSpec, option: str = "--failures") -> None:
+    """The kinds the CloudSim engine models: host crashes and failed live migrations. Anything else is one
+    InputError line saying why (its model has no network fabric and one domain per host)."""
+    what = f"{option}" + (f" {spec.text!r}" if spec.text else "")
+    if spec.link_per_day > 0 or any(e.kind == "link" for e in spec.events):
+        raise InputError(f"{what}: link failures need a network fabric, which the CloudSim engine's model does "
+                         "not have (expected host=..., migration=...; link failures run on domain scenarios "
+                         "such as bighost-patch)")
+    if spec.domain_per_day > 0 or any(e.kind == "domain" for e in spec.events):
+        raise InputError(f"{what}: the CloudSim engine's model has one domain per host, so a domain crash is a "
+                         "host crash there (expected host=... instead of domain=...)")
+    if spec.priorities:
+        raise InputError(f"{what}: restart priorities match guest ids, which the CloudSim engine's guests do "
+                         "not have (expected no `priorities` on the CloudSim engine)")
+
+
+def first_fit_restart(engine, guest: int) -> int | None:
+    """vSphere HA's default placement of a restarted guest: the first running host (in host order) with room for
+    its current demand (CPU, and RAM where memory is enforced); else the first switched-off host that is up."""
+    e = engine
+    fail = e.fail
+    up = fail.up_mask()
+    need = float(e.requested[guest])
+    ok = up & (e.h_pe >= e.g_mips[guest])
+    if e.model.enforce_ram:
+        ok &= e.ram_free >= e.g_ram[guest] - 1e-6
+    room = e.h_total - e.h_util_mips - fail.booting_mips >= need
+    running = np.flatnonzero(ok & room & (e.count > 0))
+    if len(running):
+        return int(running[0])
+    off = np.flatnonzero(ok & (e.count == 0))
+    return int(off[0]) if len(off) else None
+
+
+class CloudSimFailures:
+    """Failures and recovery over one run of the CloudSim engine (:class:`presplit.sim.engine.Engine`).
+
+    Kinds: ``host`` crashes (drawn among the hosts that are on) and ``migration`` failures; see
+    :func:`check_cloudsim_spec` for the rest. A crashed host loses every guest on it (those migrating out of it
+    stop too; those migrating into it stay at their source); it draws nothing and takes no guest until
+    ``host_repair_s`` later, then it is up again, empty and off. ``detection_s`` after the crash (the policy's
+    ``detection_s``, 30 s by default) the stopped guests restart, largest RAM first, where the policy's
+    ``restart_target(engine, guest)`` says (:func:`first_fit_restart` without one): a restart books the guest on
+    its host (a switched-off host boots first) and the guest is still down for ``guest_boot_s`` (60 s) while it
+    boots. Guests no host can take retry at every tick and at every repair. A failed migration leaves the
+    guest at its source and frees the destination's RAM. The engine calls :meth:`next_at` and :meth:`fire`
+    between its own updates; stopped and booting guests' demand is requested and not served.
+    """
+
+    def __init__(self, spec: FailureSpec, engine, policy) -> None:
+        check_cloudsim_spec(spec)
+        self.spec = spec
+        self.e = engine
+        m = engine.model
+        self.horizon_s, self.interval_s = float(m.horizon_s), float(m.interval_s)
+        self.detection_s = float(getattr(policy, "detection_s", 30.0))
+        self.guest_boot_s = 60.0 if spec.guest_boot_s is None else float(spec.guest_boot_s)
+        self.target: Callable | None = getattr(policy, "restart_target", None)
+        n_h, n_g = engine.n_hosts, engine.n_guests
+        self.down_until = np.full(n_h, -np.inf)
+        self.stopped = np.zeros(n_g, dtype=bool)  # down: crashed and not yet booted again (booting included)
+        self.down_start = np.full(n_g, np.nan)
+        self.boot_host = np.full(n_g, -1, dtype=np.int64)  # where a restarted guest boots
+        self.boot_token = np.zeros(n_g, dtype=np.int64)
+        self.booting_mips = np.zeros(n_h)  # demand of the guests booting on each host (booked for restarts)
+        self.boot_mips = np.zeros(n_g)  # what each booting guest booked there
+        self.heap: list = []
+        self.seq = 0
+        for d in generate(spec, self.horizon_s):
+            if d.host is not None:
+                try:
+                    h = int(str(d.host).removeprefix("host-"))
+                except ValueError:
+                    h = -1
+                if not 0 <= h < n_h:
+                    raise InputError(f"failures: a host failure at t={d.at:g} s names host {d.host!r}; the CloudSim "
+                                     f"engine's hosts are numbered 0 .. {n_h - 1}")
+            self._push(d.at, "host", d)
+        self.rng_mig = np.random.default_rng([spec.seed, len(KINDS)])
+        self.open: dict[int, _Record] = {}
+        self.closed: list[_Record] = []
+        self.injected = 0
+        self.migrations_failed = 0
+
+    def _push(self, t: float, kind: str, payload) -> None:
+        heapq.heappush(self.heap, (float(t), self.seq, kind, payload))
+        self.seq += 1
+
+    # ------------------------------------------------------------ what the engine asks
+    def next_at(self) -> float | None:
+        return self.heap[0][0] if self.heap else None
+
+    def up_mask(self) -> np.ndarray:
+        return self.down_until <= self.e.now
+
+    def unmet_mips(self) -> float:
+        return float(self.e.requested[self.stopped].sum())
+
+    def may_migrate(self, guest: int, dst: int) -> bool:
+        e = self.e
+        return bool(e.host_of[guest] >= 0 and not self.stopped[guest] and self.down_until[dst] <= e.now
+                    and e.host_of[guest] != dst)
+
+    def migration_started(self, guest: int, dst: int, t: float, duration: float, seq: int) -> None:
+        """A migration started at t: with probability ``migration_p`` it fails at a uniform point of its copy."""
+        p = self.spec.migration_p
+        if p > 0 and self.rng_mig.random() < p:
+            self._push(t + float(self.rng_mig.random()) * duration, "migration", (guest, dst, seq))
+
+    # ------------------------------------------------------------ events
+    def fire(self, t: float) -> None:
+        """Apply the event due at t (the engine has recorded the state just before and records it after)."""
+        _, _, kind, payload = heapq.heappop(self.heap)
+        if kind == "host":
+            self._crash(payload, t)
+        elif kind == "detect":
+            self.restart(t)
+        elif kind == "boot":
+            self._booted(*payload, t)
+        elif kind == "repair":
+            h = payload
+            if self.down_until[h] <= t:
+                self.e.ram_free[h] = self.e.ram_cap[h] - self.e.ram_used[h]
+                self.restart(t)
+        elif kind == "migration":
+            g, dst, seq = payload
+            if self.e.abort_migration(g, dst, t, seq=seq):
+                self.migrations_failed += 1
+
+    def _crash(self, d: Draw, t: float) -> None:
+        e = self.e
+        up = self.up_mask()
+        if d.host is not None:
+            h = int(str(d.host).removeprefix("host-"))
+            if not up[h]:
+                return
+        else:
+            on = e._hosts_on(t) if e.model.hosts_on_with_guests else (e.h_util_mips > 0) | (e.count > 0)
+            cand = np.flatnonzero(on & up)
+            if len(cand) == 0:
+                return
+            h = int(cand[min(int(d.pick * len(cand)), len(cand) - 1)])
+        self.injected += 1
+        repair = self.spec.host_repair_s if d.duration_s is None else d.duration_s
+        self.down_until[h] = t + repair
+        # Migrations into it fail (the guest stays at its source); guests on it stop (those leaving it too).
+        for g, dst in list(e.incoming):
+            if dst == h and e.host_of[g] != h:
+                e.abort_migration(g, h, t)
+                self.migrations_failed += 1
+        for g in list(e.lists[h]):
+            for g2, dst in list(e.incoming):
+                if g2 == g:
+                    e.abort_migration(g, dst, t)
+            self._stop(g, t)
+        for g in np.flatnonzero(self.boot_host == h):  # restarted here and still booting: down again
+            g = int(g)
+            e._book(h, g, -1)
+            self.boot_host[g] = -1
+            self.boot_token[g] += 1
+            self._stop(g, t)
+        self.booting_mips[h] = 0.0
+        e.ram_free[h] = -np.inf  # takes no guest until it is repaired
+        e.shutdown_until[h] = -np.inf
+        e.booting_until[h] = 0.0
+        self._push(t + self.detection_s, "detect", None)
+        self._push(t + repair, "repair", h)
+
+    def _stop(self, g: int, t: float) -> None:
+        e = self.e
+        h = int(e.host_of[g])
+        if h >= 0:
+            e.lists[h].remove(g)
+            e._book(h, g, -1)
+            e.host_of[g] = -1
+        if not self.stopped[g]:
+            self.stopped[g] = True
+            self.down_start[g] = t
+        if g not in self.open:
+            self.open[g] = _Record(g, t)
+
+    def restart(self, t: float) -> None:
+        """Restart every stopped guest whose failure is ``detection_s`` old and that is not booting yet."""
+        e = self.e
+        due = np.flatnonzero(self.stopped & (self.boot_host < 0) & (t - self.down_start >= self.detection_s - 1e-9))
+        for g in sorted((int(g) for g in due), key=lambda g: (-e.g_ram[g], g)):
+            h = self.target(e, g) if self.target is not None else None
+            if h is None or not self._fits(g, h):
+                h = first_fit_restart(e, g)
+            if h is None:
+                continue  # no room now: tried again at the next tick or repair
+            self._boot(g, int(h), t)
+
+    def _fits(self, g: int, h: int) -> bool:
+        e = self.e
+        return bool(0 <= h < e.n_hosts and self.down_until[h] <= e.now
+                    and (not e.model.enforce_ram or e.ram_free[h] >= e.g_ram[g] - 1e-6))
+
+    def _boot(self, g: int, h: int, t: float) -> None:
+        e = self.e
+        m = e.model
+        if m.hosts_on_with_guests:
+            off = e.count[h] == 0 and e.shutdown_until[h] <= t and e.booting_until[h] <= t
+            e.shutdown_until[h] = -np.inf
+        else:
+            off = e.h_util_mips[h] == 0 and e.count[h] == 0 and e.booting_until[h] <= t
+        if m.boot_delay_s > 0 and off:
+            e.booting_until[h] = t + m.boot_delay_s
+            e.boots += 1
+            if not m.hosts_on_with_guests:
+                e.metrics.add_boot(h, m.boot_delay_s)
+        e._book(h, g, +1)
+        self.boot_host[g] = h
+        self.boot_token[g] += 1
+        self.boot_mips[g] = e.requested[g]
+        self.booting_mips[h] += self.boot_mips[g]
+        self._push(max(t, float(e.booting_until[h])) + self.guest_boot_s, "boot", (g, h, int(self.boot_token[g])))
+
+    def _booted(self, g: int, h: int, token: int, t: float) -> None:
+        e = self.e
+        if self.boot_token[g] != token or self.boot_host[g] != h:
+            return
+        self.boot_host[g] = -1
+        self.booting_mips[h] = max(0.0, self.booting_mips[h] - self.boot_mips[g])
+        self.stopped[g] = False
+        e.lists[h].append(g)  # its RAM was booked when it started booting
+        e.host_of[g] = h
+        rec = self.open.pop(g)
+        rec.up_at = t
+        self.closed.append(rec)
+
+    # ------------------------------------------------------------ accounting
+    def finish(self) -> dict:
+        h = self.horizon_s
+        times = np.array([r.up_at - r.failed_at for r in self.closed] + [h - r.failed_at for r in self.open.values()])
+        grace = self.detection_s + self.guest_boot_s + 2 * self.interval_s
+        lost = sum(1 for g, r in self.open.items() if self.boot_host[g] < 0 and h - r.failed_at > grace)
+        return {
+            "guests_lost": int(lost),
+            "failover_restarts": len(self.closed),
+            "failover_max_s": float(times.max()) if len(times) else 0.0,
+            "failover_p95_s": float(np.percentile(times, 95)) if len(times) else 0.0,
+            "failure_downtime_s": float(np.clip(times, 0, None).sum()) if len(times) else 0.0,
+            "failover_capacity_short": 0,  # no failover reserve on the CloudSim engine
+            "failures_injected": self.injected,
+            "migrations_failed": self.migrations_failed,
+        }

@@ -16,6 +16,9 @@ METRIC_KEYS = ("energy_kwh", "migrations", "slatah", "pdm", "slav", "esv", "over
                "fluid_bound_kwh", "fluid_bound_cpu_kwh", "energy_over_bound", "served_bound_kwh",
                "energy_over_served_bound", "max_ram_ratio", "refused_actions", "boots", "migration_pause_s",
                "guests_unplaced", "model", "forecaster", "wall_s", "peak_rss_mb")
+FAILURE_KEYS = ("guests_lost", "failover_restarts", "failover_max_s", "failover_p95_s", "failure_downtime_s",
+                "failover_capacity_short", "failures_injected", "migrations_failed")
+"""The failure metrics (the domain engine's keys): in a row only when the run was given ``failures``."""
 
 
 def fluid_bound_cpu_kwh(workload: Workload, fleet: Fleet) -> float:
@@ -67,9 +70,11 @@ def takes_forecaster(policy_obj) -> bool:
 
 
 def run_simulation(workload: Workload, policy: str, *, fleet: Fleet | None = None, seed: int = 0,
-                   record_events: bool = False, forecaster: str | None = None) -> tuple[dict, SimResult]:
-    """Simulate ``workload`` under ``policy`` (deciding on ``forecaster`` where it takes one); returns
-    (metrics row, full result)."""
+                   record_events: bool = False, forecaster: str | None = None,
+                   failures=None) -> tuple[dict, SimResult]:
+    """Simulate ``workload`` under ``policy`` (deciding on ``forecaster`` where it takes one), with ``failures``
+    (a :class:`presplit.sim.failures.FailureSpec`) injected if given; returns (metrics row, full result).
+    With ``failures`` the row also holds :data:`FAILURE_KEYS` (zeros for a spec that injects nothing)."""
     fleet = fleet or cloudsim_preset(workload.n_guests)
     obj = make_policy(policy, seed=seed)
     if takes_forecaster(obj):
@@ -82,10 +87,13 @@ def run_simulation(workload: Workload, policy: str, *, fleet: Fleet | None = Non
     else:
         used = "none"
     started = time.perf_counter()
-    engine = Engine(fleet, np.asarray(workload.resource("cpu")), obj, record_events=record_events)
+    engine = Engine(fleet, np.asarray(workload.resource("cpu")), obj, record_events=record_events,
+                    failures=failures)
     result = engine.run()
     wall = time.perf_counter() - started
     metrics = dict(result.metrics)
+    if failures is not None:
+        metrics = {**dict.fromkeys(FAILURE_KEYS, 0), **metrics}
     bound = fluid_bound_kwh(workload, fleet)
     bound_cpu = fluid_bound_cpu_kwh(workload, fleet)
     # The demand the model actually served: CloudSim deallocates a guest whose request

@@ -159,6 +159,48 @@ class PredictiveConsolidation:
             ram[h] -= e.g_ram[g]
             e.create(int(g), h)
 
+    # ------------------------------------------------------------- failover
+    def restart_target(self, engine, guest: int) -> int | None:
+        """Where a guest stopped by a host crash restarts (the engine's failure model asks; failures only):
+        among the hosts that are up (and have its RAM where memory is enforced), those where its upper forecast fits under ``target`` with
+        their guests' (and the guests booting there since the crash); of those, the least power rise (a
+        switched-off host's rise counts its idle power, so running hosts come first). None: the engine's
+        first fit decides."""
+        e, p = engine, self.p
+        fail = e.fail
+        key = (id(e), e.now)
+        if getattr(self, "_restart_key", None) != key:  # one forecast per instant, however many restart
+            step = int(round(e.now / e.model.interval_s))
+            observed = e.history[:, :max(e.history_len, 1)] * e.g_mips[:, None]
+            g_series, bound, g_upper, _ = self._forecast(e, observed, step)
+            placed = np.flatnonzero(e.host_of >= 0)
+            h_series = np.zeros((e.n_hosts, g_series.shape[1]))
+            np.add.at(h_series, e.host_of[placed], g_series[placed])
+            booting = np.flatnonzero(fail.boot_host >= 0)
+            np.add.at(h_series, fail.boot_host[booting], g_series[booting])
+            self._restart_key = key
+            self._restart = (g_series, bound, g_upper, h_series)
+        g_series, bound, g_upper, h_series = self._restart
+        ok = fail.up_mask() & (e.h_pe >= e.g_mips[guest])
+        if e.model.enforce_ram:
+            ok &= e.ram_free >= e.g_ram[guest] - 1e-6
+        cand = np.flatnonzero(ok)
+        if len(cand) == 0:
+            return None
+        cap = e.h_total[cand]
+        after = bound(h_series[cand] + g_series[guest][None, :]) / cap
+        fits = after <= p.target
+        if not fits.any():
+            return None
+        c = cand[fits]
+        now = h_series[c, 0] / e.h_total[c]
+        on = (e.count[c] > 0) | (e.h_util_mips[c] > 0)
+        before_w = np.where(on, power_at(e.h_power[c], np.minimum(now, 1.0)), e.model.off_power_w)
+        rise = power_at(e.h_power[c], np.minimum(now + g_series[guest, 0] / e.h_total[c], 1.0)) - before_w
+        h = int(c[np.lexsort((c, rise))[0]])
+        h_series[h] += g_series[guest]  # the next restart of this instant sees it
+        return h
+
     # ---------------------------------------------------------------- step
     def optimise(self, engine) -> list[tuple[int, int]]:
         e, p = engine, self.p
