@@ -258,8 +258,8 @@ def test_cli_refuses_a_bad_spec_before_running_and_scenario_keys_are_checked(tmp
     result = CliRunner().invoke(cli, ["simulate", "--scenario", "bighost-patch", "--failures", "host=lots"])
     assert result.exit_code == 2 and "--failures 'host=lots': host: cannot read 'lots' as a rate" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    cloud = CliRunner().invoke(cli, ["simulate", "--scenario", "cloudsim", "--failures", "host=1/day"])
-    assert cloud.exit_code == 2 and "no failure model" in cloud.output
+    cloud = CliRunner().invoke(cli, ["simulate", "--scenario", "cloudsim", "--failures", "domain=1/day"])
+    assert cloud.exit_code == 2 and "one domain per host" in cloud.output
     from presplit.scenarios.loader import load_scenario_file
 
     path = tmp_path / "s.yaml"
