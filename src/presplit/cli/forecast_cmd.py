@@ -77,11 +77,30 @@ def headers(unit: str) -> list[str]:
             "false_alarms (/day)", "lead_time (min)", "fit (series/s)", "predict (series/s)", "all (series/s)"]
 
 
-@forecast.command()
+def _backtest_help() -> str:
+    from presplit.forecast.backtest import SLOW_MODELS
+
+    width = max(map(len, SLOW_MODELS))
+    slow = "\n".join(f"  {n:<{width}}  {why}" for n, why in SLOW_MODELS.items())
+    return ("Rolling-origin evaluation of forecasting models on a trace.\n\n"
+            "By default every registered model runs except the slow ones: the baselines and online-ses (the "
+            "bundled Bitbrains week, 427 VMs x 7 days, in 13-28 s on 2 cores; `presplit forecast models` "
+            "lists them). The slow models are opt-in, named in --models:\n\n"
+            f"\b\n{slow}\n\n"
+            "\b\nExamples:\n"
+            "  --models default,gbm-quantile   the defaults and the GBM\n"
+            "  --models select-quantile        that model alone\n"
+            "  --models all                    every registered model, slow ones included\n\n"
+            "A progress bar (models and origins done) goes to stderr when it is a terminal.")
+
+
+@forecast.command(help=_backtest_help())
 @click.option("--trace", required=True, type=click.Path(exists=True), help="PlanetLab folder, Bitbrains CSV folder or long parquet")
 @click.option("--resource", default="cpu", show_default=True, help="one or more, comma-separated (cpu,mem)")
 @click.option("--horizon", default=12, show_default=True, type=int, help="steps ahead")
-@click.option("--models", default=None, help="comma-separated; default every registered model")
+@click.option("--models", default=None, metavar="NAMES",
+              help="comma-separated model names, 'default' (every model but the slow ones; the default) "
+                   "or 'all' (slow ones too), e.g. default,gbm-quantile")
 @click.option("--history", default=None, help="history window (steps or 6h, 2d); default: see docs")
 @click.option("--start", default=None, help="first origin (steps or duration)")
 @click.option("--step", default=None, help="steps between origins (default: the horizon)")
@@ -96,10 +115,8 @@ def headers(unit: str) -> list[str]:
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786): shard each forecast over its workers")
 def backtest(trace, resource, horizon, models, history, start, step, refit, threshold, lead,
              guests, json_path, plot_path, scheduler) -> None:
-    """Rolling-origin evaluation of forecasting models on a trace."""
     from presplit.cli.simulate_cmd import check_json_file, check_output_file, is_stdout, progress_bar, write_json
-    from presplit.forecast import names
-    from presplit.forecast.backtest import BacktestSpec, backtest as run
+    from presplit.forecast.backtest import BacktestSpec, backtest as run, resolve_models
 
     check_json_file(json_path)  # before the (long) backtest
     table_out = not is_stdout(json_path)  # with --json - only the JSON goes to stdout
@@ -109,10 +126,10 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
     if not math.isfinite(threshold) or threshold <= 0:
         raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
                          "e.g. 0.8 of capacity)")
-    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else names()
-    unknown = [m for m in chosen if m not in names()]
-    if unknown:
-        raise click.UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(names())}")
+    try:
+        chosen = resolve_models(models)
+    except ForecastError as e:
+        raise click.UsageError(f"--models: {e}") from None
     client = None
     if scheduler:
         from presplit.extras import require
@@ -139,17 +156,21 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
                    f"{ctx.interval_s} s; history {spec.history}, first origin {spec.first_origin}, "
                    f"step {spec.step}, refit {spec.refit}, horizon {spec.horizon}", err=True)
         with progress_bar() as bar:
-            task = bar.add_task(f"backtest {res}", total=len(chosen), last="")
-            started: list[str] = []
+            models_task = bar.add_task(f"backtest {res}: models", total=len(chosen), last="")
+            origins_task = bar.add_task("  origins", total=None, last="")
 
-            def progress(name: str) -> None:
-                bar.update(task, completed=len(started), last=name)
-                started.append(name)
+            def progress(name: str, done: int, total: int) -> None:
+                if done == 0:  # a model starts
+                    bar.update(models_task, completed=chosen.index(name), last=name)
+                    bar.reset(origins_task, total=total)
+                else:
+                    bar.update(origins_task, completed=done)
 
             try:
                 origins, results = run(y, chosen, spec, ctx, client=client, progress=progress)
             except ForecastError as e:
                 raise click.ClickException(str(e)) from None
+            bar.update(models_task, completed=len(chosen), last="done")
         titles = headers(unit)
         widths = [30] + [max(12, len(t)) for t in titles[1:]]
         say = click.echo if table_out else (lambda *_a, **_k: None)
@@ -245,6 +266,7 @@ def models_cmd(json_path) -> None:
     every model of `presplit forecast backtest`, all of which `presplit simulate --forecaster NAME` takes."""
     import json
 
+    from presplit.forecast.backtest import SLOW_MODELS
     from presplit.forecast.decision import BUILTIN, forecaster_names
     from presplit.forecast.registry import create
 
@@ -267,13 +289,17 @@ def models_cmd(json_path) -> None:
             model = create(name)
             doc = (type(model).__doc__ or "").strip().splitlines()
             text = (doc[0] if doc else type(model).__name__).rstrip(".:")
-        rows.append({"name": name, "kind": "decision" if name in BUILTIN else "model", "about": text})
+        row = {"name": name, "kind": "decision" if name in BUILTIN else "model", "about": text}
+        if name not in BUILTIN:  # does `forecast backtest` run it by default, or only when named (slow)?
+            row["backtest"] = "opt-in" if name in SLOW_MODELS else "default"
+        rows.append(row)
     if json_path == "-":
         click.echo(json.dumps(rows, indent=1))
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['about']}")
+        opt_in = "  [backtest: opt-in, slow; --models NAME]" if r.get("backtest") == "opt-in" else ""
+        click.echo(f"{r['name']:<{width}}  {r['about']}{opt_in}")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(rows, fh, indent=1)

@@ -6,13 +6,17 @@ single PlanetLab day works with a few hours of history, and a week with a
 day or two).  Models are refitted every ``refit`` steps on that same window,
 never on anything at or after the origin, so nothing leaks from the future;
 ``predict`` at every origin uses the newest window.
+
+Which models run by default: every registered model but the slow ones in
+:data:`SLOW_MODELS` (:func:`default_models`); those run when named
+(``--models gbm-quantile`` or ``--models default,select-quantile``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +26,42 @@ from presplit.forecast.metrics import accuracy, naive_scale, overload
 from presplit.forecast.sharding import forecast_sharded
 
 LEVELS = (0.025, 0.1, 0.5, 0.9, 0.95, 0.975, 0.99)
+
+# Opt-in: too slow for a default backtest.  Measured on the bundled Bitbrains
+# week (427 VMs x 2016 steps, CPU, 120 origins, 2-day windows, daily refits),
+# whole command on a 2-core machine shared with other jobs (docs/benchmarks.md
+# section 5): the default set (every other model) takes 13-28 s; each of
+# these takes minutes, so they run only when named.
+SLOW_MODELS = {
+    "gbm-quantile": "7 LightGBM quantile models refitted daily: 2-5 min on the week",
+    "stack-quantile": "LightGBM on the baselines' forecasts: 4-9 min on the week",
+    "select-quantile": "replays the GBM at 48 past anchors per forecast: 5-9 min on the week",
+}
+
+Progress = Callable[[str, int, int], None]
+"""``progress(model, origins_done, origins_total)``: called as each model starts (0 done) and after each origin."""
+
+
+def default_models() -> list[str]:
+    """Every registered model except :data:`SLOW_MODELS`, in registration order."""
+    return [n for n in registry.names() if n not in SLOW_MODELS]
+
+
+def resolve_models(text: str | None) -> list[str]:
+    """``--models``: comma-separated names; ``default`` stands for :func:`default_models` and ``all`` for every
+    registered model (slow ones included).  Empty or ``None`` is the default set; duplicates are dropped."""
+    known = registry.names()
+    items = [t.strip() for t in (text or "").split(",") if t.strip()] or ["default"]
+    unknown = [t for t in items if t not in known and t not in ("default", "all")]
+    if unknown:
+        raise ForecastError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)} "
+                            "(or 'default': all but the slow ones, 'all': every one)")
+    out: list[str] = []
+    for item in items:
+        for n in default_models() if item == "default" else known if item == "all" else [item]:
+            if n not in out:
+                out.append(n)
+    return out
 
 
 @dataclass(frozen=True)
@@ -80,19 +120,28 @@ class ModelResult:
 
 
 def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: BacktestSpec,
-              ctx: Context, client=None) -> ModelResult:
+              ctx: Context, client=None, *, scale: float | None = None,
+              progress: Progress | None = None) -> ModelResult:
     """One model over all origins; with a Dask ``client`` each predict is sharded
-    over its workers (same numbers, see :mod:`presplit.forecast.sharding`)."""
+    over its workers (same numbers, see :mod:`presplit.forecast.sharding`).
+
+    ``scale`` is the naive MAE the losses are divided by (:func:`naive_scale`;
+    computed here when not given, :func:`backtest` computes it once for all
+    models); ``progress`` is told each origin done."""
     need = model.min_steps(ctx)
     if need > spec.shortest_window:
         return ModelResult(model.name, skipped=f"needs {need} steps of history, the first window "
                                                f"has {spec.shortest_window}")
     s = y.shape[0]
-    means, quants = [], []
+    n_o = len(origins)
+    if progress:
+        progress(model.name, 0, n_o)
+    mean = np.empty((n_o, s, spec.horizon))  # [O, S, H]
+    q = np.empty((len(spec.levels), n_o, s, spec.horizon))  # [L, O, S, H]
     fit_s = pred_s = 0.0
     fits = 0
     last_fit = None
-    for o in origins:  # a loop over origins; every call covers the whole fleet
+    for i, o in enumerate(origins):  # a loop over origins; every call covers the whole fleet
         lo = max(0, o - spec.history)
         window = y[:, lo:o]
         wctx = Context(ctx.interval_s, ctx.first_step + lo)
@@ -115,25 +164,36 @@ def run_model(model: Forecaster, y: np.ndarray, origins: list[int], spec: Backte
                 t0 = time.perf_counter()
             fc = model.predict(window, spec.horizon, spec.levels, wctx)
             pred_s += time.perf_counter() - t0
-        means.append(fc.mean)
-        quants.append(fc.quantiles)
-    mean = np.stack(means)  # [O, S, H]
-    q = np.stack(quants, axis=1)  # [L, O, S, H]
-    actual = np.stack([y[:, o:o + spec.horizon] for o in origins])
-    scale = naive_scale(y, origins, spec.history)
+        mean[i] = fc.mean
+        q[:, i] = fc.quantiles
+        if progress:
+            progress(model.name, i + 1, n_o)
+    actual = actuals(y, origins, spec.horizon)
+    if scale is None:
+        scale = naive_scale(y, origins, spec.history)
     m = accuracy(actual, mean, q, spec.levels, scale)
     m.update(overload(y, origins, q[list(spec.levels).index(spec.alarm_level)], spec.threshold,
                       spec.lead_steps, ctx.interval_s))
     m["fit_series_per_s"] = s * fits / fit_s if fit_s > 0 else float("nan")  # nan: fitted inside predict
-    m["predict_series_per_s"] = s * len(origins) / pred_s if pred_s > 0 else float("inf")
-    m["series_per_s"] = s * len(origins) / (fit_s + pred_s) if fit_s + pred_s > 0 else float("inf")
+    m["predict_series_per_s"] = s * n_o / pred_s if pred_s > 0 else float("inf")
+    m["series_per_s"] = s * n_o / (fit_s + pred_s) if fit_s + pred_s > 0 else float("inf")
+    m["seconds"] = fit_s + pred_s  # fitting and forecasting only (not the metrics)
     return ModelResult(model.name, m, mean=mean, quants=q)
 
 
+def actuals(y: np.ndarray, origins: Sequence[int], horizon: int) -> np.ndarray:
+    """What happened after each origin: ``[O, S, H]``."""
+    idx = np.asarray(origins)[:, None] + np.arange(horizon)[None, :]  # [O, H]
+    return np.ascontiguousarray(y[:, idx].transpose(1, 0, 2))  # the layout np.stack gave: same sums
+
+
 def backtest(y: np.ndarray, models: Sequence[str], spec: BacktestSpec,
-             ctx: Context | None = None, progress=None,
+             ctx: Context | None = None, progress: Progress | None = None,
              client=None) -> tuple[list[int], list[ModelResult]]:
-    """Evaluate each named model on ``y[series, time]``; returns origins and results."""
+    """Evaluate each named model on ``y[series, time]``; returns origins and results.
+
+    ``progress(model, origins_done, origins_total)`` is called as each model
+    starts and after each of its origins (a skipped model reports nothing)."""
     ctx = ctx or Context()
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2:
@@ -142,9 +202,8 @@ def backtest(y: np.ndarray, models: Sequence[str], spec: BacktestSpec,
         raise ForecastError("backtest: the series contain NaN or infinite values; fill gaps first")
     origins = spec.validate(y.shape[1])
     instances = [registry.create(n) for n in models]  # unknown names fail before any work
+    scale = naive_scale(y, origins, spec.history)  # the same for every model
     results = []
     for model in instances:
-        if progress:
-            progress(model.name)
-        results.append(run_model(model, y, origins, spec, ctx, client))
+        results.append(run_model(model, y, origins, spec, ctx, client, scale=scale, progress=progress))
     return origins, results

@@ -112,11 +112,12 @@ class StackedQuantile:
         cut = first + (1.0 - self.calib_frac) * span
         cal = np.tile(anchors >= cut, horizon) if self.calib_frac > 0 else np.zeros(len(z), bool)
         self.models, self.shift = {}, {}
+        # one binned Dataset for every level (binning does not depend on the objective: same trees)
+        data = lgb.Dataset(X[~cal], z[~cal], weight=unit[~cal], free_raw_data=False)
         for q in self.levels:
             params = dict(self.params, objective="quantile", alpha=q, num_threads=self.threads,
                           seed=self.seed)
-            m = lgb.train(params, lgb.Dataset(X[~cal], z[~cal], weight=unit[~cal]),
-                          num_boost_round=self.rounds)
+            m = lgb.train(params, data, num_boost_round=self.rounds)
             self.models[q] = m
             shift = np.zeros(horizon)
             if cal.any():
