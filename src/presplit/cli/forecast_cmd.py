@@ -258,7 +258,6 @@ def plot(trace, model_name, resource, horizon, at, history, guests, threshold, w
     click.echo(f"plot written to {out}: " + ", ".join(f"{g} ({r})" for g, r in zip(drawn.labels, drawn.reasons)))
 
 
-
 @forecast.command("models")
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Also write the list as JSON ('-': stdout).")
 def models_cmd(json_path) -> None:
