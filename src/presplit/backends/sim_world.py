@@ -130,27 +130,12 @@ class RunMetrics:
         return new
 
     def applied(self, action, out) -> None:
-        """Count an action the world carried out, as run_domains does."""
-        from presplit.plan import MergeDomains, MigrateGuest, MoveGuest, PowerOn, ResizeDomain, SplitDomain
+        """Count an action the world carried out, by the simulator's own rule."""
+        from presplit.sim.domain_engine import count_action
 
-        c = self.counts
-        c["fabric_gb"] += out.cost.fabric_gb
-        c["energy_actions_j"] += out.cost.energy_j
-        if isinstance(action, MigrateGuest):
-            c["cross_host_migrations"] += 1
-            g = int(action.guest)
+        g = count_action(self.counts, action, out)
+        if g is not None:
             self.per_guest[g] = self.per_guest.get(g, 0) + 1
-        elif isinstance(action, MoveGuest):
-            c["intra_host_moves"] += 1
-        elif isinstance(action, MergeDomains):
-            c["merges"] += 1
-            c["intra_host_moves"] += len(out.guests)  # merged guests are re-pinned
-        elif isinstance(action, SplitDomain):
-            c["splits"] += 1
-        elif isinstance(action, PowerOn):
-            c["boots"] += 1
-        elif isinstance(action, ResizeDomain) and action.services is not None:
-            c["service_changes"] += 1
 
     def account(self, state, k: int, dt: float) -> None:
         """Step ``k``: the interval ``[k dt, (k+1) dt)`` from the state at its start."""

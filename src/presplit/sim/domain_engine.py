@@ -119,6 +119,31 @@ def feed_tick(state: ClusterState, workload: DomainWorkload, k: int, step: int |
     return state.evolve(**changes)
 
 
+def count_action(counts: dict, action, outcome) -> int | None:
+    """Add a carried-out action to the run's counts; returns the guest it live-migrated, if any.
+
+    The one rule for what an action counts as, shared by the simulator and the stored world
+    (:class:`presplit.backends.sim_world.RunMetrics`).
+    """
+    counts["fabric_gb"] += outcome.cost.fabric_gb
+    counts["energy_actions_j"] += outcome.cost.energy_j
+    if isinstance(action, MigrateGuest):
+        counts["cross_host_migrations"] += 1
+        return int(action.guest)
+    if isinstance(action, MoveGuest):
+        counts["intra_host_moves"] += 1
+    elif isinstance(action, MergeDomains):
+        counts["merges"] += 1
+        counts["intra_host_moves"] += len(outcome.guests)  # merged guests are re-pinned
+    elif isinstance(action, SplitDomain):
+        counts["splits"] += 1
+    elif isinstance(action, PowerOn):
+        counts["boots"] += 1
+    elif isinstance(action, ResizeDomain) and action.services is not None:
+        counts["service_changes"] += 1
+    return None
+
+
 def window_met(state: ClusterState, host: int, start: float, end: float) -> bool:
     doms = state.domains_of(host)
     return bool(doms) and all(d.patch_started >= start and d.patch_until <= end for d in doms)
@@ -189,22 +214,9 @@ def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *
                 problems = violations(state)
                 if problems:
                     raise AssertionError(f"t={t}: {action} broke invariants: {problems}")
-            counts["fabric_gb"] += outcome.cost.fabric_gb
-            counts["energy_actions_j"] += outcome.cost.energy_j
-            if isinstance(action, MigrateGuest):
-                counts["cross_host_migrations"] += 1
-                per_guest[action.guest] += 1
-            elif isinstance(action, MoveGuest):
-                counts["intra_host_moves"] += 1
-            elif isinstance(action, MergeDomains):
-                counts["merges"] += 1
-                counts["intra_host_moves"] += len(outcome.guests)  # merged guests are re-pinned
-            elif isinstance(action, SplitDomain):
-                counts["splits"] += 1
-            elif isinstance(action, PowerOn):
-                counts["boots"] += 1
-            elif isinstance(action, ResizeDomain) and action.services is not None:
-                counts["service_changes"] += 1
+            migrated = count_action(counts, action, outcome)
+            if migrated is not None:
+                per_guest[migrated] += 1
         metrics.step(state, dt, t0=t)
     state, _ = advance(state, horizon)
     for w in counted[next_window:]:
