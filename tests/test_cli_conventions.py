@@ -11,24 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cli_support import SMALL_SCENARIO
+
 from presplit.cli.main import cli
 from presplit.scenarios import bundled_planetlab_day
 
-SMALL_SCENARIO = """
-name: small
-engine: domains
-hosts:
-  - {{name: h, count: 4, cores: 8, mips_per_core: 1000, ram_gb: 64, racks: 2,
-     power_w: [100, 130, 150, 170, 190, 210, 230, 250, 270, 290, 310]}}
-services:
-  minimal: [{{name: vmm, cores: 1, mem_gb: 2}}]
-guests:
-  trace: {trace}
-  default_size: {{cores: 1, ram_gb: 2}}
-  arrivals: at-start
-start: "2011-03-03T00:00:00+00:00"
-horizon: 2h
-"""
 CHOICES = ("presplit", "evacuate", "npa", "dvfs", "DETECTOR-SELECTOR", "FILE.py:Class", "module:Class")
 
 

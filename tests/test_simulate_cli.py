@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from cli_support import make_day
 
 from presplit.cli.main import cli
 from presplit.cli.simulate_cmd import DEFAULT_POLICIES, INT_KEYS
@@ -14,18 +14,6 @@ from presplit.scenarios import resolve_scenario
 from presplit.sim.runner import METRIC_KEYS
 
 POLICIES = ["dvfs", "thr-mmt:0.8"]
-
-
-def make_day(folder, n_vms=40, seed=0):
-    """A PlanetLab-style day: one file per VM, 288 integer CPU percents."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    base = rng.integers(5, 60, size=n_vms)
-    for i in range(n_vms):
-        wave = 25 * np.sin(np.linspace(0, 6 * np.pi, 288) + i)
-        values = np.clip(base[i] + wave + rng.normal(0, 8, 288), 0, 99).astype(int)
-        (folder / f"vm_{i:03d}").write_text("\n".join(map(str, values)) + "\n")
-    return folder
 
 
 @pytest.fixture(scope="module")
