@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,19 @@ def postgres_server(tmp_path_factory):
     yield url
     subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def count_events(db) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+            return c.execute("SELECT count(*) FROM events").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def in_flight(db) -> bool:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+            return c.execute("SELECT count(*) FROM actions WHERE status = 'started'").fetchone()[0] > 0
+    except sqlite3.OperationalError:
+        return False

@@ -16,32 +16,15 @@ tell its story.
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 
 import numpy as np
 import pytest
-from apply_support import check_journal, check_world, popen_cli, run_cli, small_scenario
+from apply_support import check_journal, check_world, count_events, in_flight, popen_cli, run_cli, small_scenario
 
 from presplit.apply import Journal
 
 KILLS = 15
-
-
-def in_flight(db) -> bool:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
-            return c.execute("SELECT count(*) FROM actions WHERE status = 'started'").fetchone()[0] > 0
-    except sqlite3.OperationalError:
-        return False
-
-
-def count_events(db) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
-            return c.execute("SELECT count(*) FROM events").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 @pytest.mark.parametrize("fail_fraction", [0.0, 0.2])

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import time
 
 import numpy as np
 import pytest
-from apply_support import check_journal, check_world, popen_cli, run_cli
+from apply_support import check_journal, check_world, count_events, in_flight, popen_cli, run_cli
 
 from presplit.apply import Journal
 
@@ -38,22 +37,6 @@ PROCESS_KEYS = ("wall_s", "peak_rss_mb")  # this process's, not the run's
 
 SCENARIOS = [pytest.param("cloudsim", "24h", id="cloudsim-24h"),
              pytest.param("bighost-patch", "6h", id="bighost-patch-6h")]
-
-
-def count_events(db) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
-            return c.execute("SELECT count(*) FROM events").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
-def in_flight(db) -> bool:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
-            return c.execute("SELECT count(*) FROM actions WHERE status = 'started'").fetchone()[0] > 0
-    except sqlite3.OperationalError:
-        return False
 
 
 def state_json(db) -> dict:
