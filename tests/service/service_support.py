@@ -85,3 +85,22 @@ def journal_rows(served) -> tuple:
         return (c.execute("SELECT id, status FROM plans ORDER BY id").fetchall(),
                 c.execute("SELECT count(*) FROM events WHERE event IN ('approved', 'rejected', 'cancelled')")
                 .fetchone()[0], c.execute("SELECT value FROM meta WHERE key = 'profile'").fetchone())
+
+
+def start_prometheus(tmp, target: str, rules=None):
+    """Debian's Prometheus scraping ``target`` (host:port) every second, evaluating ``rules`` if given.
+
+    Returns (process, API base URL ``http://127.0.0.1:PORT/api/v1``); the caller terminates the process.
+    """
+    import subprocess
+
+    cfg = Path(tmp) / "prometheus.yml"
+    rule_lines = f"  evaluation_interval: 1s\nrule_files: [\"{rules}\"]\n" if rules is not None else ""
+    cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + rule_lines
+                   + "scrape_configs:\n  - job_name: presplit\n    static_configs:\n"
+                   + f"      - targets: [\"{target}\"]\n")
+    port = free_port()
+    proc = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={Path(tmp) / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{port}/api/v1"

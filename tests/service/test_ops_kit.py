@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from service_support import free_port
+from service_support import free_port, start_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -236,22 +236,7 @@ def test_dashboard_queries_and_rules_work_on_a_real_prometheus(served, setup_too
     without error, every dashboard query returns series, and the service's healthy demo fleet trips neither
     PresplitDown nor PresplitControlLoopStalled."""
     target = served.url.split("//", 1)[1]
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(f"""global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: ["{RULES}"]
-scrape_configs:
-  - job_name: presplit
-    static_configs:
-      - targets: ["{target}"]
-""")
-    port = free_port()
-    proc = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    api = f"http://127.0.0.1:{port}/api/v1"
+    proc, api = start_prometheus(tmp_path, target, rules=RULES)
 
     def query(q):
         r = httpx.get(api + "/query", params={"query": q}, timeout=10)

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import httpx
 
-from service_support import free_port
+from service_support import start_prometheus
 
 
 def test_prometheus_scrapes_presplit_series(served, setup_tools, tmp_path):
     target = served.url.split("//", 1)[1]
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(f"""global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: presplit
-    static_configs:
-      - targets: ["{target}"]
-""")
-    port = free_port()
-    proc = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    api = f"http://127.0.0.1:{port}/api/v1/query"
+    proc, base = start_prometheus(tmp_path, target)
+    api = base + "/query"
     try:
         def query(q):
             try:
