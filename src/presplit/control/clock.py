@@ -40,10 +40,12 @@ class SimClock:
 class WallClock:
     simulated = False
 
-    def __init__(self, start: float = 0.0, *, stop: threading.Event | None = None, slice_s: float = 0.2) -> None:
+    def __init__(self, start: float = 0.0, *, stop: threading.Event | None = None, slice_s: float = 0.2,
+                 on_idle: Callable[[], None] | None = None) -> None:
         self._t0 = time.monotonic() - float(start)
         self.stop = stop or threading.Event()
         self.slice_s = slice_s
+        self.on_idle = on_idle  # called after every slice of a wait (e.g. a watchdog between ticks)
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -57,6 +59,8 @@ class WallClock:
             if left <= 0:
                 return
             self.stop.wait(min(left, self.slice_s))
+            if self.on_idle is not None and not self.stop.is_set():
+                self.on_idle()
 
 
 def parse_duration(text: str | float | int) -> float:

@@ -757,33 +757,6 @@ def plan_restarts(state, failed: list[int], *, silence: dict[int, float], last_b
 
 
 # --------------------------------------------------------------------------- the HA agent and its clock
-class HAClock:
-    """The loop's wall clock, calling ``on_idle`` every ``poll_s`` while it waits for the next tick."""
-
-    simulated = False
-
-    def __init__(self, start: float = 0.0, *, poll_s: float = POLL_S) -> None:
-        self._t0 = time.monotonic() - float(start)
-        self.stop = threading.Event()
-        self.poll_s = poll_s
-        self.on_idle = None
-
-    def now(self) -> float:
-        return time.monotonic() - self._t0
-
-    def on_advance(self, fn) -> None:  # real hosts move on their own
-        pass
-
-    def sleep_until(self, t: float) -> None:
-        while not self.stop.is_set():
-            left = t - self.now()
-            if left <= 0:
-                return
-            self.stop.wait(min(left, self.poll_s))
-            if self.on_idle is not None and not self.stop.is_set():
-                self.on_idle()
-
-
 class HAAgent:
     """Between ticks: find failed guests, journal and apply their restarts; take an operator's requests."""
 
@@ -934,7 +907,8 @@ def run_controller(world_dir, *, echo=print, image=None) -> dict:
         for rec in backend.adoption:
             journal.record_event("adopted", t=backend.now(), detail=json.dumps(rec, default=str))
             echo(f"adopt {rec['guest']}: {rec['decision']}")
-        clock = HAClock(start=backend.now())
+        # The loop's wall clock, calling the agent every POLL_S while it waits for the next tick.
+        clock = WallClock(start=backend.now(), slice_s=POLL_S)
         policy = DomainPresplit(spare_hosts=spec.hosts)  # keep every host on: each is failover capacity
         feed = ObservedForecasts(backend.state.n_guests)
 
