@@ -24,8 +24,9 @@ of the scenario's windows, in simulation seconds) and
 that moment (:func:`patch_closed`), whatever windows the policy was shown
 (:class:`presplit.scenarios.build.SeesPredictedWindows`). ``forecasts`` is
 whatever the caller passes (None for policies that do not forecast);
-:class:`Forecasts` is the protocol a forecasting policy can rely on, and
-:class:`OracleForecasts` an upper bound that reads the future from the trace.
+:class:`Forecasts` is the protocol a forecasting policy can rely on; the
+forecasters that drive the policies, the oracle among them, are in
+:mod:`presplit.forecast.decision` (fed here by :func:`presplit.sim.forecast_feed.make_feed`).
 """
 
 from __future__ import annotations
@@ -56,22 +57,6 @@ class Forecasts(Protocol):
 
 class Policy(Protocol):
     def propose(self, state: ClusterState, forecasts: Forecasts | None, now: float) -> list[Action]: ...
-
-
-class OracleForecasts:
-    """Perfect foresight from the trace: the q-quantile of each guest's true demand over the horizon."""
-
-    def __init__(self, demand_mips: np.ndarray, step: int = 0) -> None:
-        self.demand = demand_mips
-        self.step = step
-
-    def at(self, step: int, state: ClusterState | None = None) -> "OracleForecasts":
-        """The same oracle standing at ``step``; ``run_domains(..., forecasts=oracle.at)`` moves it each tick."""
-        return OracleForecasts(self.demand, step)
-
-    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
-        window = self.demand[:, self.step:self.step + max(1, horizon_steps)]
-        return np.quantile(window, q, axis=1)
 
 
 @dataclass(frozen=True)
