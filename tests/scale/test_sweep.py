@@ -51,7 +51,7 @@ def test_expansion_labels_and_order(small_days):
         "presplit[target=0.85]", "presplit[target=0.9]", "presplit[target=0.95]"]
     assert {s.trace for s in specs} == {d.name for d in small_days}
     assert all(s.hosts == SMALL_HOSTS for s in specs)
-    assert specs[4].key == (small_days[0].name, "lr-mmt", '{"safety": 1.2}')
+    assert specs[4].key == (small_days[0].name, "lr-mmt", '{"safety": 1.2}', "none")
 
 
 def test_policies_without_a_given_param_run_once_with_defaults():

@@ -20,6 +20,12 @@ from presplit.cli.policies_cmd import POLICY_HELP
                    "a presplit ConsolidationParams field (target, relief, cooldown_steps, ..., "
                    "outlook.window) or a plugin's declared parameter (presplit policies lists them). Each policy "
                    "sweeps the ones it takes. Example: --param safety=1.1,1.2,1.3")
+@click.option("--forecaster", "forecasters", multiple=True, metavar="NAME",
+              help="Forecast the presplit policy decides on; repeatable (each presplit parameter combination runs "
+                   "once per forecaster; policies that decide on no forecast run once, forecaster 'none'): "
+                   "outlook (the default: presplit's own, set by the outlook.* parameters), reactive, oracle "
+                   "(the trace's true future over the horizon), or any model of `presplit forecast models`. "
+                   "Example: --forecaster outlook --forecaster oracle")
 @click.option("--trace", "traces", multiple=True, metavar="PATH",
               help="Trace or `presplit fleet generate` folder; repeatable (its manifest's host count is "
                    "used). Default: the scenario's trace. Example: --trace data/planetlab/20110306")
@@ -39,14 +45,15 @@ from presplit.cli.policies_cmd import POLICY_HELP
               metavar="FILE|-",
               help="Also write the summary (out, total, done, skipped, failed runs with their errors, rows, "
                    "stopped_early) as JSON; '-' is stdout. Example: --json -")
-def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], traces: tuple[str, ...],
+def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], forecasters: tuple[str, ...],
+          traces: tuple[str, ...],
           scheduler: str | None, workers: int, sequential: bool, seed: int, limit: int | None, out: Path,
           json_path: str | None) -> None:
     """Run every policy x parameter value x trace and collect the metrics in a Parquet file.
 
     Each finished run is saved at once (in OUT.parts/, merged into OUT at the
     end), so an interrupted sweep resumes where it stopped when run again with
-    the same --out: runs already there, keyed by (trace, policy, params), are skipped.
+    the same --out: runs already there, keyed by (trace, policy, params, forecaster), are skipped.
 
     \b
     Examples:
@@ -55,6 +62,8 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
       presplit sweep --policy thr-mmt --policy lr-mmt --policy presplit \\
           --param threshold=0.7,0.8 --param safety=1.1,1.2 --param target=0.85,0.95 \\
           --trace data/planetlab/20110303 --trace data/planetlab/20110306 --out results.parquet
+      presplit sweep --policy presplit --policy lr-mmt:1.2 --forecaster outlook --forecaster oracle \
+          --param target=0.9,0.95 --out results.parquet
     """
     from presplit.cli.simulate_cmd import check_json_file, check_output_file, check_seed, trace_label, write_json
     from presplit.errors import InputError
@@ -91,7 +100,7 @@ def sweep(scenario: str, policies: tuple[str, ...], params: tuple[str, ...], tra
             trace_specs.append((trace_label(p), str(manifest.trace.resolve()), manifest.hosts))
         else:
             trace_specs.append((trace_label(p), str(p.resolve()), None))
-    specs = expand_runs(policies, parsed, trace_specs, scenario=scenario, seed=seed)
+    specs = expand_runs(policies, parsed, trace_specs, scenario=scenario, seed=seed, forecasters=forecasters)
     ResultStore(out).finished()  # an unreadable results file fails here, before any work
 
     _check_traces(trace_specs, user_given=bool(traces), scenario=scenario)

@@ -12,8 +12,10 @@ This module owns
   keys already there (and in ``<out>`` itself) and skips them; at the end
   every part is merged into ``<out>`` and the part folder is removed.
 
-The key of a run is ``(trace, policy, params)`` with ``params`` the JSON of the
-policy's parameter values (sorted keys). The simulator is deterministic and
+The key of a run is ``(trace, policy, params, forecaster)`` with ``params`` the
+JSON of the policy's parameter values (sorted keys) and ``forecaster`` the
+decision forecaster it ran with (``outlook`` for a policy that takes one and
+was given none, ``none`` for a policy that decides on no forecast). The simulator is deterministic and
 randomised selectors take ``seed``, so a run's metrics do not depend on where
 or in which order it ran -- only ``wall_s`` and ``peak_rss_mb`` do.
 
@@ -30,6 +32,16 @@ declares with ``param(...)``; it travels to workers as its spec string
 policy runs once per combination of the ``--param`` lists that apply to it
 (once with its defaults if none does); a ``--param`` that applies to no
 policy is an error, so a typo cannot silently do nothing.
+
+Forecasters (``--forecaster NAME``, repeatable, as in ``presplit simulate``):
+a policy that decides on a forecast (``presplit``) runs once per forecaster
+and parameter combination; the others run once, with ``forecaster`` "none".
+``outlook`` is the policy's own outlook, configured by the ``outlook.*``
+parameters (what it runs with when no forecaster is given); every other name
+is a :mod:`presplit.forecast.decision` forecaster. Results files written
+before forecasters were swept have no ``forecaster`` column: it reads as
+``outlook`` for ``presplit`` rows and ``none`` for the others (what they ran
+with), so such a file resumes and reports as before.
 """
 
 from __future__ import annotations
@@ -51,7 +63,9 @@ from presplit.errors import InputError
 DETECTOR_PARAM = {"thr": "threshold", "iqr": "safety", "mad": "safety", "lr": "safety", "lrr": "safety"}
 PARAM_EXAMPLE = "safety=1.1,1.2,1.3"
 PARTS_SUFFIX = ".parts"
-KEY_COLUMNS = ("trace", "policy", "params")
+KEY_COLUMNS = ("trace", "policy", "params", "forecaster")
+DEFAULT_FORECASTER = "outlook"  # what a policy that takes a forecaster decides on when given none
+NO_FORECASTER = "none"  # the forecaster column of a policy that decides on no forecast
 VOLATILE_COLUMNS = ("wall_s", "peak_rss_mb")  # depend on the machine, not on the run
 
 
@@ -140,23 +154,32 @@ class RunSpec:
     params: tuple[tuple[str, object], ...]  # sorted (name, value)
     seed: int = 0
     source: str = ""  # a plugin: the spec a worker loads it by (a file spec made absolute); "" for built-ins
+    forecaster: str = NO_FORECASTER  # decision forecaster: "outlook" (the policy's own), "none" or a name
 
     @property
     def params_json(self) -> str:
         return json.dumps(dict(self.params), sort_keys=True)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.trace, self.policy, self.params_json)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.trace, self.policy, self.params_json, self.forecaster)
 
     @property
     def label(self) -> str:
-        """How the run is called in tables: ``lr-mmt:1.2`` (as CloudSim names it), ``presplit[target=0.9]``."""
+        """How the run is called in tables: ``lr-mmt:1.2`` (as CloudSim names it), ``presplit[target=0.9]``,
+        and with a forecaster other than the policy's own outlook ``presplit[target=0.9] [oracle]`` (as
+        ``presplit simulate`` shows it)."""
+        suffix = "" if self.forecaster in (DEFAULT_FORECASTER, NO_FORECASTER) else f" [{self.forecaster}]"
         if not self.params:
-            return self.policy
+            return self.policy + suffix
         if self.policy.partition("-")[0] in DETECTOR_PARAM and not self.source and len(self.params) == 1:
-            return f"{self.policy}:{format_value(self.params[0][1])}"
-        return self.policy + "[" + ",".join(f"{k}={format_value(v)}" for k, v in self.params) + "]"
+            return f"{self.policy}:{format_value(self.params[0][1])}" + suffix
+        return self.policy + "[" + ",".join(f"{k}={format_value(v)}" for k, v in self.params) + "]" + suffix
+
+    @property
+    def decision_forecaster(self) -> str | None:
+        """What the policy object is given: None for its own outlook (or no forecast), else the name."""
+        return None if self.forecaster in (DEFAULT_FORECASTER, NO_FORECASTER) else self.forecaster
 
 
 def split_policy(name: str) -> tuple[str, dict]:
@@ -189,16 +212,49 @@ def split_policy(name: str) -> tuple[str, dict]:
     return base, params
 
 
+def check_forecasters(forecasters: Sequence[str]) -> list[str]:
+    """The ``--forecaster`` names, checked: known (built-ins and every ``presplit forecast`` model), none twice."""
+    from presplit.forecast.decision import forecaster_names
+
+    known = forecaster_names()
+    out = []
+    for raw in forecasters:
+        name = raw.strip()
+        if name not in known:
+            raise SweepError(f"--forecaster {raw!r}: unknown; expected one of {', '.join(known)}")
+        if name in out:
+            raise SweepError(f"--forecaster {name!r} is given twice; expected each forecaster once")
+        out.append(name)
+    return out
+
+
+def takes_forecaster(spec: RunSpec) -> bool:
+    """Whether the policy of ``spec`` decides on a forecast it can be given (as ``presplit simulate`` asks)."""
+    from presplit.sim.runner import takes_forecaster as policy_takes
+
+    return policy_takes(build_policy(spec))
+
+
+def default_forecaster(policy: str) -> str:
+    """The forecaster column of a row from a results file that has none (written before the column existed)."""
+    return DEFAULT_FORECASTER if policy.startswith("presplit") else NO_FORECASTER
+
+
 def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
                 traces: Sequence[tuple[str, str, int | None]], *, scenario: str = "cloudsim",
-                seed: int = 0) -> list[RunSpec]:
-    """Every (trace, policy, parameter combination), traces outer, policies in the order given.
+                seed: int = 0, forecasters: Sequence[str] = ()) -> list[RunSpec]:
+    """Every (trace, policy, parameter combination, forecaster), traces outer, policies in the order given,
+    forecasters innermost.
 
-    ``traces`` holds ``(label, path, hosts or None)``. Raises :class:`SweepError`
-    for unknown policies, parameters no policy takes, bad values and duplicate runs.
+    ``traces`` holds ``(label, path, hosts or None)``. ``forecasters``: the
+    decision forecasters of the policies that take one (none given: their own
+    outlook); the other policies run once. Raises :class:`SweepError` for
+    unknown policies or forecasters, parameters or forecasters no policy
+    takes, bad values and duplicate runs.
     """
     if not policies:
         raise SweepError("no --policy given; expected at least one (e.g. --policy lr-mmt)")
+    forecasters = check_forecasters(forecasters)
     names = [n for n, _ in params]
     if len(set(names)) != len(names):
         raise SweepError(f"--param {names[0]!r}... given twice; expected each parameter once with all its values")
@@ -226,18 +282,27 @@ def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
         raise SweepError(f"--param {unused[0]!r} applies to none of the policies ({takes})")
     runs: list[RunSpec] = []
     seen: set = set()
+    takes: dict[str, bool] = {}  # per policy base: whether it decides on a forecast
     for label, path, hosts in traces:
         for base, combos in per_policy:
             plugin = _plugin(base)
             source = plugin.portable if plugin is not None else ""
             for chosen in combos:
                 spec = RunSpec(label, path, hosts, scenario, base, tuple(sorted(chosen.items())), seed, source)
-                if spec.key in seen:
-                    raise SweepError(f"run {spec.trace} {spec.label} is asked for twice; expected each "
-                                     "policy and trace once (two traces need different folder names)")
-                seen.add(spec.key)
                 build_policy(spec)  # reject bad values (e.g. a negative safety) before anything runs
-                runs.append(spec)
+                if base not in takes:
+                    takes[base] = takes_forecaster(spec)
+                names = (forecasters or [DEFAULT_FORECASTER]) if takes[base] else [NO_FORECASTER]
+                for name in names:
+                    run = dataclasses.replace(spec, forecaster=name)
+                    if run.key in seen:
+                        raise SweepError(f"run {run.trace} {run.label} is asked for twice; expected each "
+                                         "policy and trace once (two traces need different folder names)")
+                    seen.add(run.key)
+                    runs.append(run)
+    if forecasters and not any(takes.values()):
+        raise SweepError(f"--forecaster {forecasters[0]!r} applies to none of the policies (only policies that "
+                         "decide on a forecast take one: presplit)")
     return runs
 
 
@@ -257,7 +322,16 @@ def _coerce(policy: str, name: str, default, value):
 
 
 def build_policy(spec: RunSpec):
-    """A fresh policy object for a run (presplit with its ConsolidationParams, others from the registry)."""
+    """A fresh policy object for a run (presplit with its ConsolidationParams, others from the registry),
+    deciding on the run's forecaster where it takes one."""
+    policy = _build_policy(spec)
+    name = spec.decision_forecaster
+    if name is not None:
+        policy.forecaster_name = name  # expand_runs gives a named forecaster only to a policy that takes one
+    return policy
+
+
+def _build_policy(spec: RunSpec):
     from presplit.policies.registry import PolicyError, make_policy
 
     if spec.source:  # a plugin, loaded by its spec (in a Dask worker too), with its params checked and applied
@@ -334,7 +408,8 @@ def execute(spec: RunSpec) -> dict:
     served = metrics.pop("served_mips_s") * best_watts_per_mips(fleet) / 3.6e6
     energy = float(metrics["energy_kwh"])
     row = {
-        "trace": spec.trace, "policy": spec.policy, "params": spec.params_json, "run": spec.label,
+        "trace": spec.trace, "policy": spec.policy, "params": spec.params_json, "forecaster": spec.forecaster,
+        "run": spec.label,
         "seed": spec.seed, "n_guests": workload.n_guests, "n_hosts": fleet.n_hosts,
         "interval_s": int(fleet.model.interval_s),
         **{k: float(metrics[k]) for k in ("energy_kwh", "slatah", "pdm", "slav", "esv", "overall_sla_violation")},
@@ -351,6 +426,7 @@ def execute(spec: RunSpec) -> dict:
 
 
 def _schema():
+    """The columns every sweep results file has, whenever it was written (``presplit report`` needs them)."""
     from presplit.extras import require
 
     require("cluster", "pyarrow")
@@ -368,24 +444,32 @@ def _schema():
     ])
 
 
+def result_schema():
+    """The columns a sweep writes: :func:`_schema` plus ``forecaster`` (absent from files written before it)."""
+    import pyarrow as pa
+
+    schema = _schema()
+    return schema.insert(schema.get_field_index("params") + 1, pa.field("forecaster", pa.string()))
+
+
 def rows_to_table(rows: Sequence[dict]):
     from presplit.extras import require
 
     require("cluster", "pyarrow")
     import pyarrow as pa
 
-    schema = _schema()
+    schema = result_schema()
     return pa.Table.from_pylist(list(rows), schema=schema)
 
 
 # --------------------------------------------------------------------------- persistence
 
 
-def sort_key(trace: str, policy: str, params: str) -> tuple:
-    """Order of rows in the results: trace, policy, then parameter values numerically."""
+def sort_key(trace: str, policy: str, params: str, forecaster: str = "") -> tuple:
+    """Order of rows in the results: trace, policy, then parameter values numerically, then forecaster."""
     values = tuple((k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
                    for k, v in sorted(json.loads(params).items()))
-    return (trace, policy, values)
+    return (trace, policy, values, forecaster)
 
 
 class ResultStore:
@@ -415,7 +499,11 @@ class ResultStore:
         if missing:
             raise SweepError(f"{path}: not sweep results (no column {missing[0]!r}); expected a file "
                              "`presplit sweep` wrote (move it away to start afresh)")
-        return table.select(_schema().names).cast(_schema())
+        if "forecaster" not in table.column_names:  # written before forecasters were swept: what it ran with
+            column = [default_forecaster(p) for p in table.column("policy").to_pylist()]
+            table = table.append_column("forecaster", pa.array(column, type=pa.string()))
+        schema = result_schema()
+        return table.select(schema.names).cast(schema)
 
     def _tables(self) -> list:
         tables = [self._read(self.out)] if self.out.is_file() else []
