@@ -9,20 +9,25 @@ import sys
 import click
 import numpy as np
 
+from presplit.durations import DurationError, parse_duration
 from presplit.errors import InputError
 from presplit.forecast.base import Context, ForecastError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|s|steps?)?\s*$")
+_STEPS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:steps?)?\s*$")
 
 
 def parse_steps(text: str, interval_s: int, what: str) -> int:
-    """'72' (steps), '30min', '6h', '2d' -> steps at this interval."""
-    m = _DURATION.match(str(text))
-    if not m:
-        raise click.BadParameter(f"{what}: {text!r} is neither a step count nor a duration like 6h or 2d")
-    value, unit = float(m.group(1)), (m.group(2) or "steps")
-    seconds = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}.get(unit)
-    return int(value) if seconds is None else max(1, round(value * seconds / interval_s))
+    """'72' or '72 steps' -> steps; a duration ('30min', '6h', '1h30m', 'PT6H', presplit's one grammar)
+    -> the nearest whole number of steps at this interval, at least one."""
+    m = _STEPS.match(str(text))
+    if m:  # a bare number counts steps here, not seconds: these options are about the trace's steps
+        return int(float(m.group(1)))
+    try:
+        seconds = parse_duration(text, what=what)
+    except DurationError as exc:
+        raise InputError(f"{what}: {exc.problem} (expected a step count such as 72 or a duration such as "
+                         "30min, 6h, 1h30m or PT6H)") from None
+    return max(1, round(seconds / interval_s))
 
 
 def load_series(trace: str, resource: str):
@@ -101,7 +106,7 @@ def _backtest_help() -> str:
 @click.option("--models", default=None, metavar="NAMES",
               help="comma-separated model names, 'default' (every model but the slow ones; the default) "
                    "or 'all' (slow ones too), e.g. default,gbm-quantile")
-@click.option("--history", default=None, help="history window (steps or 6h, 2d); default: see docs")
+@click.option("--history", default=None, help="history window (steps or a duration: 6h, 2d, 1h30m, PT6H); default: see docs")
 @click.option("--start", default=None, help="first origin (steps or duration)")
 @click.option("--step", default=None, help="steps between origins (default: the horizon)")
 @click.option("--refit", default=None, help="refit period of models not refitted every tick")

@@ -10,10 +10,13 @@ seen within ``slice_s``; its ``now()`` is seconds since it was made plus
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
+
+# The one duration grammar lives in presplit.durations; this name stays for callers
+# that import it from here (``cli/run_cmd.py``).
+from presplit.durations import parse_duration  # noqa: F401
 
 
 class SimClock:
@@ -61,38 +64,3 @@ class WallClock:
             self.stop.wait(min(left, self.slice_s))
             if self.on_idle is not None and not self.stop.is_set():
                 self.on_idle()
-
-
-def parse_duration(text: str | float | int) -> float:
-    """'5s', '5m', '24h', '1d', '1h30m' or a number of seconds -> seconds; errors say what was expected."""
-    if isinstance(text, bool):
-        raise ValueError(f"duration {text!r} is not a duration (expected e.g. 5s, 5m, 24h, 1d, 1h30m or seconds)")
-    if isinstance(text, (int, float)):
-        if not math.isfinite(text):
-            raise ValueError(f"duration {text!r} is not finite (expected seconds >= 0)")
-        if text < 0:
-            raise ValueError(f"duration {text!r} is negative (expected seconds >= 0)")
-        return float(text)
-    s = str(text).strip().lower()
-    try:
-        return parse_duration(float(s))
-    except ValueError as exc:
-        if "negative" in str(exc) or "finite" in str(exc):
-            raise
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    total, num = 0.0, ""
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = "ms" if s.startswith("ms", i) else c
-        if unit not in units or not num:
-            raise ValueError(f"cannot read duration {text!r} (expected e.g. 5s, 5m, 24h, 1d, 1h30m or seconds)")
-        total += float(num) * units[unit]
-        num, i = "", i + len(unit)
-    if num:
-        raise ValueError(f"cannot read duration {text!r}: {num!r} has no unit (expected s, m, h or d)")
-    return total

@@ -23,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from presplit.control.clock import parse_duration
+from presplit.durations import DurationError, parse_duration
 from presplit.errors import InputError
 from presplit.plan.ordering import Limits, PlanError
 
@@ -121,11 +121,10 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
     interval = None
     if data.get("interval") is not None:
         try:
-            interval = parse_duration(data["interval"])
-        except ValueError as exc:
-            raise ProfileError(where, "interval", str(exc)) from None
-        if interval <= 0:
-            raise ProfileError(where, "interval", f"{data['interval']!r}", "a positive duration such as 5m")
+            interval = parse_duration(data["interval"], positive=True)
+        except DurationError as exc:
+            raise ProfileError(where, "interval", exc.problem,
+                               "a positive duration such as 5m, 1h30m or PT5M") from None
     profile = Profile(tuple(specs), limits, interval, where, forecaster)
     # Unknown policies and arguments are errors now, not at the first tick. The world is
     # not known yet: a profile is good when some world takes every policy with its arguments.

@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rruleset, rrulestr
 
+from presplit import durations
+from presplit.durations import DurationError
 from presplit.errors import InputError
 
 SOURCES = ("calendar", "learned")
@@ -109,38 +111,16 @@ def utc(instant: datetime) -> datetime:
 
 # --------------------------------------------------------------------------- parsing helpers
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
-_ISO_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
 def parse_duration(value: Any, field_name: str = "duration") -> timedelta:
-    """A positive duration from a timedelta, seconds, '1h30m' or ISO 8601 'PT1H30M'."""
-    if isinstance(value, timedelta):
-        td = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        td = timedelta(seconds=value)
-    elif isinstance(value, str):
-        text = value.strip()
-        sign = -1 if text.startswith("-") else 1
-        body = text.lstrip("+-").strip()
-        iso = _ISO_DURATION.match(body)
-        if iso and body.upper() not in ("P", "PT"):
-            w, d, h, m, s = (int(g) if g else 0 for g in iso.groups())
-            td = timedelta(weeks=w, days=d, hours=h, minutes=m, seconds=s) * sign
-        elif body and _DURATION_PART.sub("", body).strip() == "":
-            secs = sum(float(n) * _UNITS[u.lower()] for n, u in _DURATION_PART.findall(body))
-            td = timedelta(seconds=secs) * sign
-        else:
-            raise MaintenanceError(field_name, f"cannot read {value!r} as a duration", expected=EXPECTED_DURATION)
-    else:
-        raise MaintenanceError(field_name, f"{value!r} ({type(value).__name__}) is not a duration",
-                               expected=EXPECTED_DURATION)
-    if td < timedelta(0):
-        raise MaintenanceError(field_name, f"{value!r} is negative", expected=EXPECTED_DURATION)
-    if td == timedelta(0):
-        raise MaintenanceError(field_name, f"{value!r} is zero", expected=EXPECTED_DURATION)
-    return td
+    """A positive duration from a timedelta, seconds, '1h30m', 'PT1H30M' (presplit's one
+    grammar, :mod:`presplit.durations`), as a timedelta; errors name ``field_name``."""
+    try:
+        seconds = durations.parse_duration(value, what=field_name, positive=True)
+        return timedelta(seconds=seconds)
+    except DurationError as exc:
+        raise MaintenanceError(field_name, exc.problem, expected=EXPECTED_DURATION) from None
+    except OverflowError:  # finite, but beyond timedelta's 999,999,999 days
+        raise MaintenanceError(field_name, f"{value!r} is too long", expected=EXPECTED_DURATION) from None
 
 
 def parse_zone(value: Any, field_name: str = "tz") -> ZoneInfo:

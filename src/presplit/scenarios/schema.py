@@ -9,8 +9,10 @@ their interval; an error names the file, the key path and the accepted range.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 
+from presplit.durations import DurationError, parse_duration
 from presplit.model.domains import DomainModel
 from presplit.model.hardware import PowerModel
 from presplit.scenarios.loader import (
@@ -106,8 +108,6 @@ def _history(path: Path, patch: _Reader, calendar):
     """``patch.history``: how the log of earlier windows is made and learned (a HistorySpec), or None."""
     if "history" not in patch.data:
         return None
-    from datetime import timedelta
-
     from presplit.forecast.maintenance import HistorySpec, MaintenanceError, parse_zone
 
     if calendar is None:
@@ -163,17 +163,14 @@ def _check_services_fit(path: Path, hosts: tuple[HostGroup, ...], minimal) -> No
 
 
 def _duration(path: Path, where: str, value) -> float:
-    from presplit.forecast.maintenance import MaintenanceError, parse_duration
-
-    expected = "a positive duration such as 30m, 2h, 1h30m or a number of seconds"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ScenarioFileError(path, where, f"{value!r} is not a finite number", expected)
+    expected = "a positive duration such as 30min, 2h, 1h30m, PT2H or a number of seconds"
     try:
-        return parse_duration(value, where).total_seconds()
-    except MaintenanceError as exc:
-        raise ScenarioFileError(path, where, exc.message, exc.expected) from None
-    except (ValueError, OverflowError) as exc:  # timedelta refuses NaN and out-of-range values
-        raise ScenarioFileError(path, where, f"{value!r}: {exc}", expected) from None
+        seconds = parse_duration(value, what=where, positive=True)
+    except DurationError as exc:
+        raise ScenarioFileError(path, where, exc.problem, expected) from None
+    if seconds >= timedelta.max.total_seconds():  # some of these become timedeltas
+        raise ScenarioFileError(path, where, f"{value!r} is too long", expected)
+    return seconds
 
 
 def _fabric(path: Path, raw) -> dict:

@@ -11,12 +11,10 @@ thread applies the approved plan between two ticks.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import sqlalchemy as sa
 
-from presplit.control.clock import parse_duration
+from presplit.durations import DurationError, parse_duration
 from presplit.model.domains import Guest, PatchWindowSim
 from presplit.service import schemas as S
 from presplit.service.runner import ServiceError
@@ -72,16 +70,11 @@ def launch_guest(runner, body: S.LaunchGuest) -> int:
 
 # ------------------------------------------------------------------ windows
 def _duration(value, loc) -> float:
+    # The schema checks these too; this holds whoever calls add_window.
     try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
+        return parse_duration(value, what=loc[-1])
+    except DurationError as exc:
         raise ServiceError(422, str(exc), loc) from None
-    # parse_duration reads 'nan', 'inf' and '1e999' as such; a window would then never end (or never start).
-    # The schema refuses them too; this holds whoever calls add_window.
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ServiceError(422, f"{loc[-1]} {value!r} is not a finite, non-negative duration (expected e.g. 15m, "
-                                "2h or seconds)", loc)
-    return seconds
 
 
 def add_window(runner, body: S.AddWindow) -> S.Window:

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from presplit.durations import DurationError, parse_duration
 from presplit.errors import InputError
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, DOWN, MIGRATING, PENDING, RUNNING
@@ -64,7 +65,7 @@ EVENT_KEYS = ("at", "kind", "host", "domain", "link", "for")
 DAY = 86400.0
 MAX_RATE_PER_DAY = 100_000.0  # far above any real fleet; catches unit slips (per second taken as per day)
 EXPECTED_RATE = "a rate such as 2/day, 0.5/h or 3 (per day), >= 0"
-EXPECTED_DURATION = "a duration such as 90s, 30m, 4h, 1d or a number of seconds, >= 0"
+EXPECTED_DURATION = "a duration such as 90s, 30min, 4h, 1d, PT1H or a number of seconds, >= 0"
 
 
 class FailureSpecError(InputError):
@@ -156,20 +157,10 @@ def _probability(key: str, value) -> float:
 
 
 def _duration(key: str, value) -> float:
-    from presplit.forecast.maintenance_calendar import MaintenanceError, parse_duration
-
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < 0:
-            raise FailureSpecError(key, f"{value!r} is not a finite duration >= 0", EXPECTED_DURATION)
-        return float(value)
-    if isinstance(value, str) and value.strip() in ("0", "0s"):
-        return 0.0
     try:
-        return parse_duration(value, key).total_seconds()
-    except MaintenanceError as exc:
-        raise FailureSpecError(key, exc.message, EXPECTED_DURATION) from None
-    except (ValueError, OverflowError) as exc:
-        raise FailureSpecError(key, f"{value!r}: {exc}", EXPECTED_DURATION) from None
+        return parse_duration(value, what=key)
+    except DurationError as exc:
+        raise FailureSpecError(key, exc.problem, EXPECTED_DURATION) from None
 
 
 def _seed(key: str, value) -> int:
