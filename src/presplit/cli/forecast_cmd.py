@@ -272,7 +272,8 @@ def models_cmd(json_path) -> None:
 
     from presplit.forecast.backtest import SLOW_MODELS
     from presplit.forecast.decision import BUILTIN, forecaster_names
-    from presplit.forecast.registry import create
+    from presplit.forecast.registry import MODELS
+    from presplit.registry import entry_point_origin
 
     about = {"outlook": "presplit's outlook: window quantile plus trend of the summed observed series (default)",
              "reactive": "the last observed value, no margin",
@@ -283,17 +284,26 @@ def models_cmd(json_path) -> None:
              "online-ses": "online simple exponential smoothing with conformal intervals",
              "stack-quantile": "LightGBM stacked on the baselines' own forecasts (slow)",
              "select-quantile": "per guest, the expert with the lowest recent pinball loss (slow)"}
+    installed = {name: ep for name, ep in MODELS.entry_points().items() if name not in MODELS.shadowed()}
     rows = []
     for name in forecaster_names():
-        if name in about:
-            text = about[name]
-        elif name.startswith("baseline-window-mean-"):
-            text = f"the mean of the last {name.rsplit('-', 1)[1]}, flat over the horizon"
-        else:
-            model = create(name)
-            doc = (type(model).__doc__ or "").strip().splitlines()
-            text = (doc[0] if doc else type(model).__name__).rstrip(".:")
-        row = {"name": name, "kind": "decision" if name in BUILTIN else "model", "about": text}
+        row = {"name": name, "kind": "decision" if name in BUILTIN else "model"}
+        if name in installed:  # an installed package's model: say where it comes from, list it even if broken
+            row["source"] = entry_point_origin(installed[name])
+        try:
+            if name in about:
+                text = about[name]
+            elif name.startswith("baseline-window-mean-"):
+                text = f"the mean of the last {name.rsplit('-', 1)[1]}, flat over the horizon"
+            elif MODELS.entry(name).summary:
+                text = MODELS.entry(name).summary
+            else:
+                model = MODELS.create(name)
+                doc = (type(model).__doc__ or "").strip().splitlines()
+                text = (doc[0] if doc else type(model).__name__).rstrip(".:")
+        except ForecastError as exc:
+            text, row["error"] = f"error: {exc}", str(exc)
+        row["about"] = text
         if name not in BUILTIN:  # does `forecast backtest` run it by default, or only when named (slow)?
             row["backtest"] = "opt-in" if name in SLOW_MODELS else "default"
         rows.append(row)
@@ -303,7 +313,8 @@ def models_cmd(json_path) -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         opt_in = "  [backtest: opt-in, slow; --models NAME]" if r.get("backtest") == "opt-in" else ""
-        click.echo(f"{r['name']:<{width}}  {r['about']}{opt_in}")
+        source = f"  [{r['source']}]" if "source" in r else ""
+        click.echo(f"{r['name']:<{width}}  {r['about']}{opt_in}{source}")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(rows, fh, indent=1)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-POLICY_HELP = ("presplit (the default), evacuate (domain scenarios), npa, dvfs, DETECTOR-SELECTOR[:PARAM] with "
+POLICY_HELP = ("presplit (the default), evacuate (domain scenarios), presplit-consolidate (CloudSim scenarios, "
+               "where presplit stands for it), npa, dvfs, DETECTOR-SELECTOR[:PARAM] with "
                "detector thr/iqr/mad/lr/lrr and selector mmt/mu/mc/rs (e.g. lr-mmt:1.2), an installed plugin's "
                "name, FILE.py:Class or module:Class (a plugin class; `presplit policies` lists them all)")
 
@@ -26,16 +27,6 @@ _DETECTOR_DOCS = {
 }
 _SELECTOR_DOCS = {"mmt": "minimum migration time", "mu": "minimum utilisation", "mc": "maximum correlation",
                   "rs": "random selection (takes --seed)"}
-_BUILTIN_DOCS = {
-    ("presplit", "cloudsim"): "predictive consolidation: forecast-driven relief, best-fit placement, draining "
-                              "(parameters: presplit sweep --param)",
-    ("presplit", "domains"): "predictive domain splitting: split ahead of demand and patch windows, place, "
-                             "re-pin, migrate, recombine",
-    ("evacuate", "domains"): "maintenance mode: evacuate hosts in their patch window; reactive balancing; "
-                             "DPM-like power-off",
-    ("npa", "cloudsim"): "first fit, no migrations, every host billed at full power (CloudSim's NPA)",
-    ("dvfs", "cloudsim"): "first fit, no migrations, power follows utilisation (CloudSim's DVFS)",
-}
 _WORDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
@@ -70,17 +61,22 @@ def _entry(name, engine, source, summary, parameters, **extra) -> dict:
 def builtin_entries() -> list[dict]:
     from presplit.policies.evacuate import EvacuatePolicy
     from presplit.policies.presplit.domains import DomainPresplit
-    from presplit.policies.registry import DETECTORS, SELECTORS
+    from presplit.policies.registry import CLOUDSIM_ALIASES, CLOUDSIM_POLICIES, DETECTORS, DOMAIN_POLICIES, SELECTORS
 
-    out = [
-        _entry("presplit", "cloudsim", "built-in", _BUILTIN_DOCS["presplit", "cloudsim"], _presplit_cloudsim_params()),
-        _entry("presplit", "domains", "built-in", _BUILTIN_DOCS["presplit", "domains"],
-               _dataclass_params(DomainPresplit)),
-        _entry("evacuate", "domains", "built-in", _BUILTIN_DOCS["evacuate", "domains"],
-               _dataclass_params(EvacuatePolicy)),
-        _entry("npa", "cloudsim", "built-in", _BUILTIN_DOCS["npa", "cloudsim"], []),
-        _entry("dvfs", "cloudsim", "built-in", _BUILTIN_DOCS["dvfs", "cloudsim"], []),
-    ]
+    params = {"presplit": lambda: _dataclass_params(DomainPresplit), "presplit-consolidate": _presplit_cloudsim_params,
+              "evacuate": lambda: _dataclass_params(EvacuatePolicy)}
+    also = {target: name for name, target in CLOUDSIM_ALIASES.items()}
+    out = []
+    # presplit's two policies first, then the baselines; the summaries are the registries'.
+    for name, engine, registry in (("presplit", "domains", DOMAIN_POLICIES),
+                                   ("presplit-consolidate", "cloudsim", CLOUDSIM_POLICIES),
+                                   ("evacuate", "domains", DOMAIN_POLICIES),
+                                   ("npa", "cloudsim", CLOUDSIM_POLICIES), ("dvfs", "cloudsim", CLOUDSIM_POLICIES)):
+        where = "the split-domain engine (domain scenarios)" if engine == "domains" else "the CloudSim engine"
+        summary = f"{registry.entry(name).summary}; runs on {where}"
+        if name in also:
+            summary += f", where --policy {also[name]} runs it too"
+        out.append(_entry(name, engine, "built-in", summary, params[name]() if name in params else []))
     for det, (_, default) in DETECTORS.items():
         pname, what, bounds, doc = _DETECTOR_DOCS[det]
         forms = [f"{det}-{sel}" for sel in SELECTORS]

@@ -217,10 +217,11 @@ def make_forecaster(name: str, *, horizon: int = 1, level: float = 0.95, interva
         return Reactive(horizon=horizon, level=level)
     if key == "oracle":
         return Oracle(horizon=horizon, level=level)
-    from presplit.forecast.registry import names
+    from presplit.forecast.registry import MODELS
 
-    if key not in names():
+    if key not in MODELS:
         raise ForecastError(f"unknown forecaster {name!r}; expected one of {', '.join(forecaster_names())}")
+    MODELS.entry(key)  # an installed model is imported now: a broken entry point fails here, not mid-run
     return ModelForecaster(key, horizon=horizon, level=level, interval_s=interval_s)
 
 

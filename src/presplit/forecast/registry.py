@@ -1,8 +1,12 @@
-"""Name -> factory registry of forecasting models.
+"""Name -> factory registry of forecasting models (a :class:`presplit.registry.Registry`).
 
-Explicit and refusing duplicates (the Kubernetes scheduler framework's plugin
-registry does the same), so a typo or a second registration fails loudly at
-import time instead of silently replacing a model.
+The built-in models register themselves when their modules are imported;
+those are imported at the first lookup or listing, and LightGBM only when its
+model is created. Installed packages add models through the
+``presplit.forecasters`` entry-point group (the value: a class or function
+that takes no arguments and returns a :class:`~presplit.forecast.base.Forecaster`);
+every model here is also a decision forecaster (``presplit simulate
+--forecaster NAME``) and is listed by ``presplit forecast models``.
 """
 
 from __future__ import annotations
@@ -10,42 +14,33 @@ from __future__ import annotations
 from typing import Callable
 
 from presplit.forecast.base import ForecastError, Forecaster
+from presplit.registry import Registry
 
 Factory = Callable[[], Forecaster]
 
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(name: str, factory: Factory) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"forecast model {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def names() -> list[str]:
-    _load_builtin()
-    return list(_REGISTRY)
-
-
-def create(name: str) -> Forecaster:
-    _load_builtin()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ForecastError(
-            f"unknown forecast model {name!r}; known models: {', '.join(_REGISTRY)}") from None
-    return factory()
-
-
-_loaded = False
+ENTRY_POINT_GROUP = "presplit.forecasters"
 
 
 def _load_builtin() -> None:
-    # Imported lazily: the model modules register themselves, and LightGBM is
-    # only imported when its model is created.
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+    # This order is the order of names(), of backtest tables and of `presplit forecast models`.
     from presplit.forecast import baselines, gbm, online, stacking  # noqa: F401
     from presplit.forecast import select  # noqa: F401
+
+
+MODELS: Registry[Factory] = Registry("forecast model", group=ENTRY_POINT_GROUP, error=ForecastError,
+                                     builtins=_load_builtin)
+
+
+def register(name: str, factory: Factory, *, summary: str = "") -> None:
+    """Add a model; a second registration of ``name`` is refused (ValueError)."""
+    MODELS.register(name, factory, summary=summary)
+
+
+def names() -> list[str]:
+    """Every model name: the built-ins, then installed entry points."""
+    return MODELS.names()
+
+
+def create(name: str) -> Forecaster:
+    """A fresh model ``name``; an unknown name is a ForecastError listing the known ones."""
+    return MODELS.create(name)

@@ -1,13 +1,28 @@
 """Policy names as the command line spells them, and the factories behind them.
 
-Baselines are ``npa``, ``dvfs`` and ``DETECTOR-SELECTOR[:PARAM]`` with
-detectors thr, iqr, mad, lr, lrr and selectors mmt, mu, mc, rs (e.g.
-``lr-mmt:1.2``); the parameter defaults to the value of the CloudSim examples.
+Built-in policies sit in two :class:`~presplit.registry.Registry` tables, one
+per engine, each name with a one-line summary:
+
+* :data:`CLOUDSIM_POLICIES` (the CloudSim-compatible engine: ``cloudsim``
+  scenarios, sweeps): ``npa``, ``dvfs`` and ``presplit-consolidate``
+  (presplit's predictive consolidation for a fleet with nothing to split);
+* :data:`DOMAIN_POLICIES` (the split-domain engine): ``presplit`` (predictive
+  domain splitting) and ``evacuate`` (maintenance mode).
+
+``presplit`` is also what scripts, profiles and published figures call the
+CloudSim-fleet policy, so on the CloudSim engine it stands for
+``presplit-consolidate`` (:data:`CLOUDSIM_ALIASES`); rows keep the name the
+user gave.
+
+Baselines are ``DETECTOR-SELECTOR[:PARAM]`` with detectors thr, iqr, mad, lr,
+lrr and selectors mmt, mu, mc, rs (e.g. ``lr-mmt:1.2``); the parameter
+defaults to the value of the CloudSim examples.
 
 Plugins (see :mod:`presplit.policies.api`) are named ``path/to/file.py:Class``,
 ``package.module:Class`` or by the name of an entry point in the
-``presplit.policies`` group; built-in names win over entry points. Every
-failure to load one is a :class:`PolicyError` of one line naming the spec.
+``presplit.policies`` group (:data:`PLUGINS`); built-in names win over entry
+points. Every failure to load one is a :class:`PolicyError` of one line
+naming the spec.
 """
 
 from __future__ import annotations
@@ -24,7 +39,6 @@ from pathlib import Path
 
 from presplit.errors import InputError
 from presplit.policies.cloudsim.baselines import DetectAndConsolidate, FirstFit
-from presplit.policies.presplit.consolidation import PredictiveConsolidation
 from presplit.policies.cloudsim.detectors import (
     InterQuartileRange,
     LocalRegression,
@@ -37,6 +51,8 @@ from presplit.policies.cloudsim.selectors import (
     MinimumUtilisation,
     RandomSelection,
 )
+from presplit.policies.presplit.consolidation import PredictiveConsolidation
+from presplit.registry import Registry, entry_point_origin
 
 DETECTORS = {
     "thr": (Threshold, 0.8),
@@ -51,8 +67,13 @@ SELECTORS = {
     "mc": MaximumCorrelation,
     "rs": RandomSelection,
 }
-SIMPLE = {"npa": lambda: FirstFit(non_power_aware=True), "dvfs": lambda: FirstFit(),
-          "presplit": lambda: PredictiveConsolidation()}
+
+ENTRY_POINT_GROUP = "presplit.policies"
+ENGINE_WORDS = {"cloudsim": "CloudSim", "domains": "domain"}
+
+
+class PolicyError(InputError):
+    pass
 
 
 def _evacuate():
@@ -67,18 +88,33 @@ def _presplit_domains():
     return DomainPresplit()
 
 
+# Policies of the CloudSim-compatible engine (presplit.sim.engine): place_initial(engine), optimise(engine).
+CLOUDSIM_POLICIES: Registry = Registry("CloudSim-engine policy", error=PolicyError)
+CLOUDSIM_POLICIES.register("npa", lambda: FirstFit(non_power_aware=True),
+                           summary="first fit, no migrations, every host billed at full power (CloudSim's NPA)")
+CLOUDSIM_POLICIES.register("dvfs", lambda: FirstFit(),
+                           summary="first fit, no migrations, power follows utilisation (CloudSim's DVFS)")
+CLOUDSIM_POLICIES.register("presplit-consolidate", PredictiveConsolidation,
+                           summary="presplit on a fleet with nothing to split: predictive consolidation "
+                                   "(forecast-driven relief, best-fit placement, draining)")
+
+# What a name stands for on the CloudSim engine. ``presplit`` there is the CloudSim-fleet policy, as
+# scripts/claims.py, scripts/parity.py, profiles and the published figures call it.
+CLOUDSIM_ALIASES = {"presplit": "presplit-consolidate"}
+
 # Policies of the split-domain engine (presplit.sim.domain_engine): ``propose(state, forecasts, now)``.
-# Their objects say so with ``kind = "domains"``; CloudSim-engine policies have no ``kind``.
-# ``presplit`` exists on both engines: which one runs is the scenario's choice.
-DOMAIN_POLICIES = {"evacuate": _evacuate, "presplit": _presplit_domains}
+# Their objects say so with ``kind = "domains"``. The order is the order a domain scenario runs them in
+# when no --policy is given.
+DOMAIN_POLICIES: Registry = Registry("domain-engine policy", error=PolicyError)
+DOMAIN_POLICIES.register("evacuate", _evacuate,
+                         summary="maintenance mode: evacuate hosts in their patch window; reactive balancing; "
+                                 "DPM-like power-off")
+DOMAIN_POLICIES.register("presplit", _presplit_domains,
+                         summary="predictive domain splitting: split ahead of demand and patch windows, place, "
+                                 "re-pin, migrate, recombine")
 
-
-ENTRY_POINT_GROUP = "presplit.policies"
-ENGINE_WORDS = {"cloudsim": "CloudSim", "domains": "domain"}
-
-
-class PolicyError(InputError):
-    pass
+# Installed plugins: entry points of the presplit.policies group (loaded by find_plugin, which checks the class).
+PLUGINS: Registry = Registry("policy", group=ENTRY_POINT_GROUP, error=PolicyError)
 
 
 # --------------------------------------------------------------------------- plugins
@@ -121,7 +157,7 @@ def _short(exc: BaseException) -> str:
 def is_builtin(name: str) -> bool:
     """``name`` is a built-in policy name (possibly with a bad parameter, e.g. ``thr-mmt:abc``)."""
     key = name.strip().lower()
-    if key in SIMPLE or key in DOMAIN_POLICIES:
+    if key in CLOUDSIM_POLICIES or key in CLOUDSIM_ALIASES or key in DOMAIN_POLICIES:
         return True
     det, _, sel = key.partition(":")[0].partition("-")
     return det in DETECTORS and sel in SELECTORS
@@ -129,12 +165,7 @@ def is_builtin(name: str) -> bool:
 
 def entry_points() -> dict:
     """Installed plugins: entry-point name -> ``importlib.metadata.EntryPoint`` of group ``presplit.policies``."""
-    from importlib import metadata
-
-    try:
-        return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    except Exception:  # noqa: BLE001 - a broken installation must not break the built-in policies
-        return {}
+    return PLUGINS.entry_points()
 
 
 def find_plugin(name: str) -> Plugin | None:
@@ -222,8 +253,7 @@ def _from_entry_point(raw: str, ep) -> Plugin:
     key = ("entry point", ep.name, ep.value)
     if key in _LOADED:
         return dataclasses.replace(_LOADED[key], name=raw)
-    dist = getattr(getattr(ep, "dist", None), "name", None)
-    origin = f"entry point {ep.name} = {ep.value}" + (f" ({dist})" if dist else "")
+    origin = entry_point_origin(ep)
     try:
         module = importlib.import_module(ep.module)
     except Exception as exc:  # noqa: BLE001
@@ -305,7 +335,7 @@ def engines(name: str) -> tuple[str, ...]:
         if plugin is not None:
             return plugin.engines
     out = ("domains",) if key in DOMAIN_POLICIES else ()
-    if key not in DOMAIN_POLICIES or key in SIMPLE:
+    if key not in DOMAIN_POLICIES or key in CLOUDSIM_POLICIES or key in CLOUDSIM_ALIASES:
         out = ("cloudsim",) + out
     return out
 
@@ -316,15 +346,16 @@ def policy_kind(name: str) -> str:
 
 
 PLUGIN_TEXT = "FILE.py:Class or module:Class (a plugin class, see presplit policies)"
-CLOUDSIM_POLICY_TEXT = ("npa, dvfs, presplit, DETECTOR-SELECTOR[:PARAM] (e.g. lr-mmt:1.2) or a plugin whose "
-                        "class says engine = 'cloudsim'")
+CLOUDSIM_POLICY_TEXT = ("npa, dvfs, presplit (there: presplit-consolidate), presplit-consolidate, "
+                        "DETECTOR-SELECTOR[:PARAM] (e.g. lr-mmt:1.2) or a plugin whose class says engine = 'cloudsim'")
 
 
 def choices_text() -> str:
     """Every valid policy name, for help texts and errors."""
     installed = sorted(entry_points())
     plugins = f"an installed plugin ({', '.join(installed)}), " if installed else ""
-    return (f"presplit, evacuate (domain scenarios), npa, dvfs, DETECTOR-SELECTOR[:PARAM] with detector in "
+    return (f"presplit, evacuate (domain scenarios), presplit-consolidate (CloudSim scenarios; presplit there), "
+            f"npa, dvfs, DETECTOR-SELECTOR[:PARAM] with detector in "
             f"{', '.join(DETECTORS)} and selector in {', '.join(SELECTORS)} (e.g. lr-mmt:1.2), {plugins}"
             f"{PLUGIN_TEXT}")
 
@@ -347,22 +378,26 @@ def engine_mismatch(name: str, scenario: str, engine: str, *, other_scenarios: l
 
 
 def policy_names() -> list[str]:
-    return list(SIMPLE) + [f"{d}-{s}:{p}" for d, (_, p) in DETECTORS.items() for s in SELECTORS]
+    """The CloudSim engine's built-in names, each DETECTOR-SELECTOR form with its default parameter."""
+    return [*CLOUDSIM_POLICIES, *CLOUDSIM_ALIASES] + [f"{d}-{s}:{p}" for d, (_, p) in DETECTORS.items()
+                                                      for s in SELECTORS]
 
 
 def make_policy(name: str, *, seed: int = 0, engine: str = "cloudsim"):
     """Build a fresh policy object from its command-line name, for the given engine.
 
-    ``engine`` picks between the two objects of a name that runs on both (``presplit``); a name
-    on one engine gives its object whatever ``engine`` says (callers check :func:`engines`).
+    ``engine`` picks between the two objects of a name that runs on both (``presplit``: the domain
+    engine's, or on the CloudSim engine ``presplit-consolidate``); a name on one engine gives its
+    object whatever ``engine`` says (callers check :func:`engines`).
     """
     key = name.strip().lower()
     if engine not in ("cloudsim", "domains"):
         raise PolicyError(f"unknown engine {engine!r}: expected 'cloudsim' or 'domains'")
-    if key in DOMAIN_POLICIES and (engine == "domains" or key not in SIMPLE):
-        return DOMAIN_POLICIES[key]()
-    if key in SIMPLE:
-        return SIMPLE[key]()
+    on_cloudsim = CLOUDSIM_ALIASES.get(key, key)
+    if key in DOMAIN_POLICIES and (engine == "domains" or on_cloudsim not in CLOUDSIM_POLICIES):
+        return DOMAIN_POLICIES.create(key)
+    if on_cloudsim in CLOUDSIM_POLICIES:
+        return CLOUDSIM_POLICIES.create(on_cloudsim)
     plugin = find_plugin(name)
     if plugin is not None:
         return plugin.build(seed)
