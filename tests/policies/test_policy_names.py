@@ -67,3 +67,14 @@ def test_a_run_profile_takes_either_name_on_a_cloudsim_world(name):
 
     (policy,) = build_policies(Profile((PolicySpec(name),)), "cloudsim")
     assert type(policy) is PredictiveConsolidation
+
+
+def test_the_domain_engine_takes_the_policy_protocol_of_policies_api():
+    from presplit.policies import api
+    from presplit.sim import domain_engine
+
+    assert domain_engine.Policy is api.Policy and domain_engine.DomainForecasts is api.DomainForecasts
+    for name in ("presplit", "evacuate"):
+        policy = make_policy(name, engine="domains")
+        assert isinstance(policy, api.DomainEnginePolicy) and policy.name == name
+    assert make_policy("presplit", engine="domains").needs_forecasts is True

@@ -1,7 +1,7 @@
 """Policies: the CloudSim baselines and presplit's own; pure over a placement view.
 
 :mod:`presplit.policies.api` documents what a policy implements for each engine
-(:class:`DomainEnginePolicy`, :class:`CloudSimEnginePolicy`); :func:`make_policy`
+(:class:`Policy`, :class:`DomainEnginePolicy`, :class:`CloudSimEnginePolicy`); :func:`make_policy`
 builds built-in policies and plugins (``FILE.py:Class``, ``module:Class`` or an
 entry point of the ``presplit.policies`` group) from their names.
 """
@@ -10,13 +10,14 @@ from presplit.policies.api import (
     CloudSimEnginePolicy,
     CloudSimEngineState,
     DomainEnginePolicy,
-    Forecasts,
+    DomainForecasts,
+    Policy,
     first_fit,
     param,
 )
 from presplit.policies.registry import PolicyError, engines, make_policy, policy_names
 
 __all__ = [
-    "CloudSimEnginePolicy", "CloudSimEngineState", "DomainEnginePolicy", "Forecasts", "PolicyError", "engines",
-    "first_fit", "make_policy", "param", "policy_names",
+    "CloudSimEnginePolicy", "CloudSimEngineState", "DomainEnginePolicy", "DomainForecasts", "Policy", "PolicyError",
+    "engines", "first_fit", "make_policy", "param", "policy_names",
 ]

@@ -20,7 +20,7 @@ presplit has two simulators, and a policy is written for one of them (or both):
     calls :meth:`DomainEnginePolicy.propose` with the state (an immutable
     :class:`~presplit.model.cluster.ClusterState`), the forecasts (``None``
     unless the policy sets ``needs_forecasts = True``; then an object with
-    ``guest_quantile(q, horizon_steps)``, see :class:`Forecasts`) and the
+    ``guest_quantile(q, horizon_steps)``, see :class:`DomainForecasts`) and the
     time in seconds. It returns a list of :mod:`presplit.plan` actions
     (``PlaceGuest``, ``MigrateGuest``, ``MoveGuest``, ``SplitDomain``,
     ``MergeDomains``, ``PatchDomain``, ``PowerOn``, ``PowerOff``, ...), each
@@ -67,8 +67,8 @@ if TYPE_CHECKING:  # types only: importing this module stays cheap
     from presplit.plan import Action
 
 __all__ = [
-    "ENGINES", "REQUIRED", "CloudSimEnginePolicy", "CloudSimEngineState", "DomainEnginePolicy", "Forecasts",
-    "first_fit", "param",
+    "ENGINES", "REQUIRED", "CloudSimEnginePolicy", "CloudSimEngineState", "DomainEnginePolicy", "DomainForecasts",
+    "Policy", "first_fit", "param",
 ]
 
 ENGINES = ("cloudsim", "domains")
@@ -81,8 +81,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 """What a class must have to run on each engine (methods, and ``migrates`` on the CloudSim engine)."""
 
 
-class Forecasts(Protocol):
-    """What a forecasting domain-engine policy is given (``needs_forecasts = True``)."""
+class DomainForecasts(Protocol):
+    """What a forecasting domain-engine policy is given (``needs_forecasts = True``), in the simulator
+    (:mod:`presplit.sim.forecast_feed`) and in the control loop alike."""
 
     def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
         """Per guest, the q-quantile of CPU demand (MIPS) over the next ``horizon_steps`` ticks."""
@@ -90,14 +91,39 @@ class Forecasts(Protocol):
 
 @runtime_checkable
 class DomainEnginePolicy(Protocol):
-    """A policy of the split-domain engine and of the control loop (``engine = "domains"``)."""
+    """What a class needs to run on the split-domain engine and in the control loop (``engine = "domains"``).
 
-    def propose(self, state: ClusterState, forecasts: Forecasts | None, now: float) -> list[Action]:
+    The least a plugin must have (checked with ``isinstance``); :class:`Policy` is the whole contract.
+    """
+
+    def propose(self, state: ClusterState, forecasts: DomainForecasts | None, now: float) -> list[Action]:
         """The actions to take at time ``now`` (seconds), in the order they should be applied.
 
         ``state`` is immutable: to try an action, ``presplit.plan.apply_action(state, action)``
         returns the state it would lead to (what the built-in policies do to plan a whole tick).
         """
+
+
+class Policy(DomainEnginePolicy, Protocol):
+    """A policy as the split-domain engine, the control loop and the service use it.
+
+    ``name``
+        How rows, plans and logs name it (the built-ins: ``presplit``, ``evacuate``). A plugin
+        class may leave it out: it is then named by its spec, as the user spelt it.
+    ``needs_forecasts``
+        True: ``propose`` (and ``recover``) get :class:`DomainForecasts`; False or absent: ``None``,
+        and no forecast is computed for it.
+    ``propose(state, forecasts, now)``
+        See :class:`DomainEnginePolicy`.
+
+    Optional, read with ``getattr`` by the failure model (:mod:`presplit.sim.failures`):
+    ``recover(state, forecasts, now) -> list[Action]`` (actions once a failure is detected),
+    ``detection_s`` (how long a failure goes unseen, default 30 s) and
+    ``restart_target(state, guest)`` (where a stopped guest restarts).
+    """
+
+    name: str
+    needs_forecasts: bool
 
 
 class CloudSimEngineState(Protocol):

@@ -24,7 +24,8 @@ of the scenario's windows, in simulation seconds) and
 that moment (:func:`patch_closed`), whatever windows the policy was shown
 (:class:`presplit.scenarios.build.SeesPredictedWindows`). ``forecasts`` is
 whatever the caller passes (None for policies that do not forecast);
-:class:`Forecasts` is the protocol a forecasting policy can rely on; the
+:class:`~presplit.policies.api.DomainForecasts` is the protocol a forecasting policy can rely on (and
+:class:`~presplit.policies.api.Policy` what the engine asks of a policy); the
 forecasters that drive the policies, the oracle among them, are in
 :mod:`presplit.forecast.decision` (fed here by :func:`presplit.sim.forecast_feed.make_feed`).
 """
@@ -34,7 +35,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -46,17 +46,9 @@ from presplit.plan import (
 )
 from presplit.plan import advance, apply_action
 from presplit.plan.invariants import violations
+from presplit.policies.api import DomainForecasts, Policy
 from presplit.sim.domain_metrics import DomainMetrics
 from presplit.sim.failures import FailureRun, FailureSpec
-
-
-class Forecasts(Protocol):
-    def guest_quantile(self, q: float, horizon_steps: int) -> np.ndarray:
-        """Per guest, the q-quantile of demand (MIPS) over the next ``horizon_steps`` steps."""
-
-
-class Policy(Protocol):
-    def propose(self, state: ClusterState, forecasts: Forecasts | None, now: float) -> list[Action]: ...
 
 
 @dataclass(frozen=True)
@@ -150,12 +142,12 @@ def patch_closed(state: ClusterState, action: Action) -> str | None:
 
 
 def run_domains(state: ClusterState, workload: DomainWorkload, policy: Policy, *,
-                forecasts: Forecasts | Callable[[int, ClusterState], Forecasts] | None = None,
+                forecasts: DomainForecasts | Callable[[int, ClusterState], DomainForecasts] | None = None,
                 n_steps: int | None = None, check_invariants: bool = False,
                 record_events: bool = True, failures: FailureSpec | None = None) -> DomainSimResult:
     """Run ``policy`` over ``workload`` from ``state``; see the module docstring.
 
-    ``forecasts`` may be a fixed object, or a callable ``(step, state) -> Forecasts`` called every tick.
+    ``forecasts`` may be a fixed object, or a callable ``(step, state) -> DomainForecasts`` called every tick.
     ``check_invariants`` checks :func:`presplit.plan.invariants.violations` after every action (slow).
     ``failures``: what fails and when (:class:`presplit.sim.failures.FailureSpec`); None: nothing fails.
     """
