@@ -41,18 +41,20 @@ def num(x) -> float:
 
 # ------------------------------------------------------------------ forecasts
 @dataclass
-class Forecasts:
-    """Next-tick demand quantiles (MIPS): rows p05, p50, p95 per guest, live domain id and host."""
+class ForecastView:
+    """What the API and dashboard show of the forecasts: next-tick demand quantiles (MIPS), rows p05, p50,
+    p95 per guest, live domain id and host. (The forecasts a policy decides on are
+    :class:`presplit.policies.api.DomainForecasts`.)"""
 
     guest: np.ndarray   # [3, G]
     domain: np.ndarray  # [3, D]
     host: np.ndarray    # [3, H]
 
 
-def forecasts_of(state, feed) -> Forecasts:
+def forecasts_of(state, feed) -> ForecastView:
     G, D, H = state.n_guests, len(state.domains), state.n_hosts
     if feed is None or feed.samples == 0 or G == 0:
-        return Forecasts(np.zeros((3, G)), np.zeros((3, D)), np.zeros((3, H)))
+        return ForecastView(np.zeros((3, G)), np.zeros((3, D)), np.zeros((3, H)))
     series = feed.recent()[:G]  # [G, s] newest first
     if series.shape[0] < G:  # guests launched since the last tick have no history yet
         series = np.vstack([series, np.zeros((G - series.shape[0], series.shape[1]))])
@@ -68,7 +70,7 @@ def forecasts_of(state, feed) -> Forecasts:
     np.add.at(dsum, dom_idx, series[placed])
     hsum = np.zeros((H, series.shape[1]))
     np.add.at(hsum, state.domain_arrays["host"][dom_idx], series[placed])
-    return Forecasts(quantiles(series), quantiles(dsum), quantiles(hsum))
+    return ForecastView(quantiles(series), quantiles(dsum), quantiles(hsum))
 
 
 def _q(row: np.ndarray, i: int, scale: float = 1.0) -> S.Quantiles:
@@ -173,7 +175,7 @@ class Snapshot:
         return hit
 
 
-def build_snapshot(seq: int, state, fc: Forecasts, status: S.Status, route_cache: dict) -> Snapshot:
+def build_snapshot(seq: int, state, fc: ForecastView, status: S.Status, route_cache: dict) -> Snapshot:
     a = state.domain_arrays
     D = len(state.domains)
     host_of_dom = a["host"]
