@@ -65,14 +65,14 @@ class EvacuatePolicy:
     def propose(self, state: ClusterState, forecasts, now: float) -> list[Action]:
         restarts, state = recovery.restart_first_fit(state, detection_s=self.detection_s,
                                                      priorities=self.restart_priorities)
-        plan = _Plan(state, self)
-        plan.actions += restarts
-        plan.provision()
-        plan.maintenance()
-        plan.place()
-        plan.balance()
-        plan.power()
-        return plan.actions
+        what_if = WhatIf(state, self)
+        what_if.actions += restarts
+        what_if.provision()
+        what_if.maintenance()
+        what_if.place()
+        what_if.balance()
+        what_if.power()
+        return what_if.actions
 
     def recover(self, state: ClusterState, forecasts, now: float) -> list[Action]:
         """vSphere HA: restart the guests a failure stopped where their size fits (called once one is detected)."""
@@ -84,11 +84,12 @@ def _tick(state: ClusterState) -> float:
     return float(state.model.interval_s)
 
 
-class _Plan:
-    """One tick's decisions over a what-if copy of the state."""
+class WhatIf:
+    """One tick's what-if: the decisions so far and the state they lead to (``state``; every accepted action
+    is applied to it through :func:`presplit.plan.apply_action`, so later decisions see earlier ones)."""
 
     def __init__(self, state: ClusterState, p: EvacuatePolicy) -> None:
-        self.sim, self.p, self.actions = state, p, []
+        self.state, self.p, self.actions = state, p, []
         a = state.domain_arrays
         self.dom_host, self.cap = a["host"], a["cap_mips"]
         placed = state.guest_domain >= 0
@@ -102,31 +103,31 @@ class _Plan:
         self.woken = False
 
     def try_(self, action: Action):
-        new, out = apply_action(self.sim, action)
+        new, out = apply_action(self.state, action)
         if out.ok:
-            self.sim = new
+            self.state = new
             self.actions.append(action)
         return out if out.ok else None
 
     def host_load(self, h: int) -> float:
-        ids = [d.id for d in self.sim.domains_of(h)]
+        ids = [d.id for d in self.state.domains_of(h)]
         return float(self.load[ids].sum() / max(self.cap[ids].sum(), 1.0))
 
     def targets(self, exclude: int) -> list[int]:
         """Active domains on ready hosts outside maintenance, least loaded host first."""
-        s = self.sim
+        s = self.state
         hosts = [h for h in range(s.n_hosts) if h != exclude and h not in self.open and s.host_ready(h)]
         hosts.sort(key=self.host_load)
         return [d.id for h in hosts for d in s.domains_of(h) if d.state == "active"]
 
     def fits(self, g: int, d: int) -> bool:
-        need_mips, need_mb = self.sim.guest_reserve[g]
-        free_mips, free_mb = self.sim.free(d)
-        demand = self.sim.demand_mips[g]
+        need_mips, need_mb = self.state.guest_reserve[g]
+        free_mips, free_mb = self.state.free(d)
+        demand = self.state.demand_mips[g]
         return need_mips <= free_mips and need_mb <= free_mb and self.load[d] + demand <= self.p.high * self.cap[d]
 
     def migrate(self, g: int, d: int, reason: str, details: dict) -> bool:
-        src_dom = int(self.sim.guest_domain[g])
+        src_dom = int(self.state.guest_domain[g])
         src = int(self.dom_host[src_dom])
         dst = int(self.dom_host[d])
         if max(self.moves[src], self.moves[dst]) >= self.budget:
@@ -136,7 +137,7 @@ class _Plan:
             return False
         self.moves[src] += out.cost.seconds
         self.moves[dst] += out.cost.seconds
-        demand = self.sim.demand_mips[g]
+        demand = self.state.demand_mips[g]
         self.load[src_dom] -= demand
         self.load[d] += demand
         return True
@@ -145,22 +146,22 @@ class _Plan:
         """Switch on the first switched-off host outside maintenance (once per tick)."""
         if self.woken:
             return
-        for h in range(self.sim.n_hosts):
-            if not self.sim.host_on[h] and h not in self.open:
+        for h in range(self.state.n_hosts):
+            if not self.state.host_on[h] and h not in self.open:
                 self.woken = self.try_(PowerOn(h, reason=reason)) is not None
                 return
 
     # ------------------------------------------------------------ steps
     def maintenance(self) -> None:
-        s = self.sim
+        s = self.state
         for h, w in sorted(self.open.items()):
             if not s.host_on[h]:
                 self.try_(PowerOn(h, reason="switched-off host in its patch window: wake it to patch",
                                   details={"window": (w.start, w.end)}))
                 continue
             ids = [d.id for d in s.domains_of(h)]
-            inside = np.flatnonzero(np.isin(self.sim.guest_domain, ids) & (self.sim.guest_status == RUNNING))
-            last_call = self.sim.now + s.model.patch_duration_s + _tick(s) >= w.end
+            inside = np.flatnonzero(np.isin(self.state.guest_domain, ids) & (self.state.guest_status == RUNNING))
+            last_call = self.state.now + s.model.patch_duration_s + _tick(s) >= w.end
             for g in ([] if last_call else inside):
                 dst = next((d for d in self.targets(h) if self.fits(g, d)), None)
                 if dst is None:
@@ -169,7 +170,7 @@ class _Plan:
                 self.migrate(g, dst, f"host {h} enters maintenance for patch window "
                                      f"{w.start:g}-{w.end:g} s: evacuate every guest",
                              {"window": (w.start, w.end), "host": h, "guests_left": len(inside)})
-            left = np.isin(self.sim.guest_domain, ids) | np.isin(self.sim.guest_dest, ids)
+            left = np.isin(self.state.guest_domain, ids) | np.isin(self.state.guest_dest, ids)
             if not left.any() or last_call:
                 for d in ids:
                     self.try_(PatchDomain(d, reason=(f"host {h} evacuated: patch its domain in the window"
@@ -180,7 +181,7 @@ class _Plan:
 
     def provision(self) -> None:
         """Every usable domain runs every service of the scenario (static, full provisioning)."""
-        s = self.sim
+        s = self.state
         full = (*s.model.minimal_services, *s.model.optional_services)
         if not s.model.optional_services:
             return
@@ -190,7 +191,7 @@ class _Plan:
                                        reason="hosts run every service from the start (static provisioning)"))
 
     def place(self) -> None:
-        s = self.sim
+        s = self.state
         pending = s.pending_guests()
         order = pending[np.argsort(-s.guest_reserve[pending, 0], kind="stable")]
         doms = [d.id for h in range(s.n_hosts) if h not in self.open and s.host_ready(h)
@@ -205,13 +206,13 @@ class _Plan:
                 self.load[d] += s.demand_mips[g]
 
     def balance(self) -> None:
-        s = self.sim
+        s = self.state
         hot = np.flatnonzero((self.load > self.p.high * self.cap) & s.domain_arrays["live"])
         for d in hot:
             h = int(self.dom_host[d])
             if h in self.open:
                 continue
-            guests = np.flatnonzero((self.sim.guest_domain == d) & (self.sim.guest_status == RUNNING))
+            guests = np.flatnonzero((self.state.guest_domain == d) & (self.state.guest_status == RUNNING))
             for g in guests[np.argsort(-s.demand_mips[guests], kind="stable")]:
                 if self.load[d] <= self.p.high * self.cap[d]:
                     break
@@ -224,7 +225,7 @@ class _Plan:
                              {"load_mips": float(self.load[d]), "cap_mips": float(self.cap[d])})
 
     def power(self) -> None:
-        s = self.sim
+        s = self.state
         n = s.n_hosts
         busy = np.zeros(n, bool)
         for arr in (s.guest_domain, s.guest_dest):
