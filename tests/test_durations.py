@@ -161,3 +161,11 @@ def test_forecast_step_option_error_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["forecast", "backtest", "--trace", str(day), "--lead", "soon"])
     assert result.exit_code == 2 and "--lead: cannot read 'soon' as a duration" in result.output, result.output
     assert "PT6H" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", GRAMMAR)
+def test_run_and_serve_duration_options_take_the_whole_grammar(text):
+    """--interval, --until, --pace and --max-plan-age of run and serve all read through duration_option."""
+    from presplit.cli.run_cmd import duration_option
+
+    assert duration_option(text, "--interval", positive=True) == 5400.0

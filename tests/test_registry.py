@@ -209,3 +209,22 @@ def test_policy_and_forecaster_registries_are_registries():
     assert list(DOMAIN_POLICIES) == ["evacuate", "presplit"]
     assert list(CLOUDSIM_POLICIES) == ["npa", "dvfs", "presplit-consolidate"]
     assert all(e.summary for e in [*CLOUDSIM_POLICIES.entries(), *DOMAIN_POLICIES.entries()])
+
+
+def test_the_backend_shape_a_lazy_builtin_and_the_layers_own_error():
+    """How backends/base.py can use it: 'qemu' registered as a function that imports its module when
+    called (listing names imports nothing), unknown names raise BackendError."""
+    from presplit.backends.base import BackendError
+
+    imported = []
+
+    def qemu(**kw):
+        imported.append(kw)  # stands for: from presplit.backends.qemu.backend import factory
+        return "a qemu backend"
+
+    backends = Registry("backend", group="presplit.backends", error=BackendError)
+    backends.register("qemu", qemu, summary="real hosts: QEMU guests in cgroup domains")
+    assert "qemu" in backends and backends.names() == ["qemu"] and imported == []
+    assert backends.get("qemu")(scenario="s") == "a qemu backend" and imported == [{"scenario": "s"}]
+    with pytest.raises(BackendError, match=r"unknown backend 'qemo' \(did you mean 'qemu'\?\); known: qemu"):
+        backends.get("qemo")

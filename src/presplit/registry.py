@@ -65,15 +65,21 @@ class Registry(Generic[T]):
 
     ``kind`` names the thing in errors (``"forecast model"``); ``group`` is the
     entry-point group that packages add to (None: none); ``error`` is the
-    :class:`~presplit.errors.InputError` subclass an unknown name or a broken
-    entry point raises; ``builtins`` is run once before the first lookup.
+    exception class (built from one message) that an unknown name or a broken
+    entry point raises: an :class:`~presplit.errors.InputError` subclass for
+    names a user types (``PolicyError``, ``ForecastError``), or the layer's own
+    (``BackendError``); ``builtins`` is run once before the first lookup.
+
+    A built-in whose code is heavy or optional is best registered as a small
+    function that imports it when called (the ``qemu`` backend), so that
+    looking up or listing names never imports it.
 
     ``len()``, ``in`` and iteration see the names (built-ins first, then entry
     points that no built-in shadows) without importing any entry point;
     :meth:`entries` loads them for a listing.
     """
 
-    def __init__(self, kind: str, *, group: str | None = None, error: type[InputError] = InputError,
+    def __init__(self, kind: str, *, group: str | None = None, error: type[Exception] = InputError,
                  builtins: Callable[[], Any] | None = None) -> None:
         self.kind, self.group, self.error = kind, group, error
         self._entries: dict[str, Entry[T]] = {}
