@@ -1,4 +1,4 @@
-"""Plans: actions as data and the one transition function that defines what they mean."""
+"""Plans: action kinds (each module the one home of what its kind means), time, ordering and invariants."""
 
 from presplit.plan.actions import (
     Action,
@@ -13,6 +13,7 @@ from presplit.plan.actions import (
     PowerOff,
     PowerOn,
     ResizeDomain,
+    ResizeGuest,
     RestartGuest,
     SetMigrationShare,
     SplitDomain,
@@ -21,7 +22,8 @@ from presplit.plan.transition import action_cost, advance, apply_action, precopy
 
 __all__ = [
     "Action", "ActionOutcome", "ActionRefused", "Cost", "MergeDomains", "MigrateGuest", "MoveGuest",
-    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "RestartGuest", "SetMigrationShare",
+    "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn", "ResizeDomain", "ResizeGuest", "RestartGuest",
+    "SetMigrationShare",
     "SplitDomain",
     "action_cost", "advance", "apply_action", "precopy",
 ]

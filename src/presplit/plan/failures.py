@@ -29,9 +29,10 @@ action's transition, and keeps the invariants of
 (:class:`HostCrash`, ...) wrap these functions so the engine can apply and log
 them like any action: each first moves time to its ``at`` (``advance``) and
 is never refused (a crash that finds no target changes nothing and says so).
-They are registered with :func:`presplit.plan.apply_action` when this module
-is imported; policies cannot ask for them through the journal (the codec
-does not know them).
+Their ``apply`` is the matching function below, so
+:func:`presplit.plan.apply_action` runs them like any action; they are not
+registered action kinds, so policies cannot ask for them through the journal
+(the codec does not know them).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import numpy as np
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import DOWN, MIGRATING, RUNNING
 from presplit.model.fabric import Fabric, Link
-from presplit.plan import transition
 from presplit.plan.actions import Action, Cost
 from presplit.plan.transition import advance
 
@@ -248,6 +248,9 @@ class FailureEvent(Action):
 
     at: float
 
+    def apply(self, state):
+        return _EFFECTS[type(self)](state, self)
+
 
 @dataclass(frozen=True)
 class HostCrash(FailureEvent):
@@ -340,5 +343,5 @@ def _detect(state, a: DetectFailure):
     return state, Cost(), (), {"at": a.at, "stopped": int(failed(state).sum())}
 
 
-transition._HANDLERS.update({HostCrash: _host_crash, DomainCrash: _domain_crash, LinkFailure: _link_failure,
-                             LinkRepair: _link_repair, MigrationFailure: _migration_failure, DetectFailure: _detect})
+_EFFECTS = {HostCrash: _host_crash, DomainCrash: _domain_crash, LinkFailure: _link_failure,
+            LinkRepair: _link_repair, MigrationFailure: _migration_failure, DetectFailure: _detect}

@@ -37,10 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from presplit.errors import InputError
-from presplit.plan.actions import (
-    Action, MergeDomains, MigrateGuest, MoveGuest, PatchDomain, PlaceGuest, PowerOff, PowerOn, ResizeDomain,
-    RestartGuest, SetMigrationShare, SplitDomain,
-)
+from presplit.plan.actions import Action, Touch
 
 
 class PlanError(InputError):
@@ -94,43 +91,12 @@ class ActionPlan:
 
 
 # ------------------------------------------------------------------ resources
-def _touch(state, a: Action, next_domain: int):
-    """(guests, uses, frees, exclusive domains, exclusive hosts, hosts, link, new domain count)."""
-    host_of = (lambda d: state.domains[d].host if state is not None and 0 <= d < len(state.domains) else None)
-    rack = (lambda h: state.hosts[h].rack if state is not None and h is not None else None)
-    if isinstance(a, (MoveGuest, MigrateGuest)):
-        src = int(state.guest_domain[a.guest]) if state is not None and 0 <= a.guest < state.n_guests else None
-        hs = tuple(h for h in (host_of(src) if src is not None else None, host_of(a.to_domain)) if h is not None)
-        link = None
-        if isinstance(a, MigrateGuest) and len(hs) == 2:
-            ra, rb = rack(hs[0]), rack(hs[1])
-            link = ("racks", *sorted((ra, rb))) if ra != rb else ("hosts", *sorted(hs))
-        frees = {src} if src is not None and src >= 0 else set()
-        return {a.guest}, {a.to_domain}, frees, set(), set(), hs, link, 0
-    if isinstance(a, PlaceGuest):
-        h = host_of(a.domain)
-        return {a.guest}, {a.domain}, set(), set(), set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, RestartGuest):  # takes room where it restarts, frees the domain it failed in
-        src = int(state.guest_domain[a.guest]) if state is not None and 0 <= a.guest < state.n_guests else None
-        h = host_of(a.to_domain)
-        frees = {src} if src is not None and src >= 0 and src != a.to_domain else set()
-        return {a.guest}, {a.to_domain}, frees, set(), set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, SplitDomain):
-        new = set(range(next_domain, next_domain + len(a.sizes)))
-        h = host_of(a.domain)
-        return set(), set(), set(), {a.domain, *new}, set(), (h,) if h is not None else (), None, len(a.sizes)
-    if isinstance(a, ResizeDomain):
-        h = host_of(a.domain)
-        return set(), set(), set(), {a.domain, a.donor}, set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, MergeDomains):
-        h = host_of(a.domains[0]) if a.domains else None
-        return set(), set(), set(), set(a.domains), set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, PatchDomain):
-        h = host_of(a.domain)
-        return set(), set(), set(), {a.domain}, set(), (h,) if h is not None else (), None, 0
-    if isinstance(a, (PowerOn, PowerOff, SetMigrationShare)):  # later moves on the host wait for it
-        return set(), set(), set(), set(), {a.host}, (a.host,), None, 0
-    raise PlanError(f"unknown action type {type(a).__name__}", None, a)
+def _touch(state, a: Action, next_domain: int) -> Touch:
+    """What ``a`` occupies, as its kind declares it (:meth:`Action.touches`)."""
+    touch = a.touches(state, next_domain) if isinstance(a, Action) else None
+    if touch is None:
+        raise PlanError(f"unknown action type {type(a).__name__}", None, a)
+    return touch
 
 
 def order_actions(actions, limits: Limits | None = None, state=None) -> ActionPlan:
@@ -171,8 +137,6 @@ def order_actions(actions, limits: Limits | None = None, state=None) -> ActionPl
             deps.update(since_excl.pop(d, ()))
             frees.pop(d, None)
             excl[d] = i
-        if isinstance(a, MergeDomains):  # the merged-in domains' room goes to the first one
-            frees[a.domains[0]].append(i)
         for d in uses | frees_here:
             since_excl[d].append(i)
         for d in frees_here:
@@ -185,7 +149,7 @@ def order_actions(actions, limits: Limits | None = None, state=None) -> ActionPl
             host_excl[h] = i
         for h in hosts:
             host_since[h].append(i)
-        if isinstance(a, SplitDomain):
+        if n_new is not None:  # it hands out domain ids: in the order the proposal applied it
             if last_split is not None:
                 deps.add(last_split)
             last_split = i
@@ -223,8 +187,9 @@ def validate_actions(actions, state) -> None:
         h = getattr(a, "host", None)
         if h is not None and not (_index(h) and 0 <= h < state.n_hosts):
             raise PlanError(f"names host {h!r}, which does not exist (hosts 0..{state.n_hosts - 1})", i, a)
-        if isinstance(a, SplitDomain):
-            n_domains += len(a.sizes)
+        touch = a.touches(None, n_domains)
+        if touch is not None and touch.new_domains:
+            n_domains += touch.new_domains
 
 
 def validate_plan(plan: ActionPlan, state=None) -> None:

@@ -72,7 +72,6 @@ from presplit.plan import (
     PowerOff,
     PowerOn,
     ResizeDomain,
-    SetMigrationShare,
     SplitDomain,
     apply_action,
 )
@@ -232,43 +231,34 @@ class _Plan:
             return None
         self.sim = new
         self.actions.append(action)
-        index = self._members
-        if isinstance(action, PlaceGuest):
-            if index is not None:
-                index.setdefault(action.domain, set()).add(action.guest)
-            self._refresh([action.domain])
-        elif isinstance(action, (MoveGuest, MigrateGuest)):
-            src = int(before.guest_domain[action.guest])
-            if index is not None:
-                if isinstance(action, MoveGuest):
-                    index.get(src, set()).discard(action.guest)
-                index.setdefault(action.to_domain, set()).add(action.guest)
-            self._refresh([src, action.to_domain])
-        elif isinstance(action, MergeDomains):
-            if index is not None:
-                into = index.setdefault(action.domains[0], set())
-                for d in action.domains[1:]:
-                    into |= index.pop(d, set())
-            self._refresh(action.domains)
-        elif isinstance(action, SplitDomain):
-            self._refresh([action.domain])
-        if not isinstance(action, (PlaceGuest, MoveGuest, MigrateGuest, SetMigrationShare)):
-            self._update_usable(before, action)  # a domain's or a host's state changed
+        # What the action occupies, as its kind declares it for the ordering (presplit.plan.actions)
+        touch = action.touches(before, len(before.domains))
+        if self._members is not None:
+            self._reindex(before, out.guests)
+        if touch.uses or touch.frees or touch.new_domains:
+            # guests came or went, or domains appeared: the summed series of the domains it names changed
+            self._refresh(touch.uses | touch.frees | touch.excl_domains)
+        changed = touch.excl_domains | {d.id for h in touch.excl_hosts for d in new.domains_of(h)}
+        if changed:
+            self._update_usable(changed)  # a domain's or a host's state changed
         return out
 
-    def _update_usable(self, before: ClusterState, action: Action) -> None:
+    def _reindex(self, before: ClusterState, guests) -> None:
+        """Move the guests an action touched (its outcome names them) to where the new state has them."""
+        index, after = self._members, self.sim
+        for g in guests:
+            for d in (before.guest_domain[g], before.guest_dest[g]):
+                if d >= 0:
+                    index.get(int(d), set()).discard(g)
+            for d in (after.guest_domain[g], after.guest_dest[g]):
+                if d >= 0:
+                    index.setdefault(int(d), set()).add(g)
+
+    def _update_usable(self, domains) -> None:
         s = self.sim
         if len(s.domains) > len(self.usable_mask):
             self.usable_mask = np.concatenate([self.usable_mask, np.zeros(len(s.domains) - len(self.usable_mask), bool)])
-        if isinstance(action, (PowerOn, PowerOff)):
-            ids = [d.id for d in s.domains_of(action.host)]
-        elif isinstance(action, MergeDomains):
-            ids = list(action.domains)
-        elif isinstance(action, ResizeDomain):
-            ids = [action.domain, action.donor]
-        else:  # SplitDomain, PatchDomain
-            ids = [action.domain, *range(len(before.domains), len(s.domains))]
-        for d in ids:
+        for d in domains:
             self.usable_mask[d] = self.usable(s.domains[d])
 
     def members(self, d: int) -> np.ndarray:
