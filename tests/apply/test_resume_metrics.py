@@ -68,7 +68,7 @@ def check_cloudsim_world(db) -> None:
     world = CloudSimWorld(workload, "presplit", fleet=build_fleet(factory, workload))
     journal = Journal(f"sqlite:///{db}")
     try:
-        world.resume(journal, world.model.interval_s)
+        world.resume(journal.history(), world.model.interval_s)
     finally:
         journal.close()
     e = world.engine

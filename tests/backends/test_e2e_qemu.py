@@ -46,7 +46,7 @@ def leftovers(tag: str, fabric_only: bool = False) -> dict:
 
 
 def test_presplit_policy_does_every_action_kind_and_guests_keep_beating(image, stale_swept, tmp_path, capsys):
-    from presplit.backends.qemu.demo import run_demo
+    from presplit.demo.qemu import run_demo
 
     t0 = time.monotonic()
     out = tmp_path / "summary.json"

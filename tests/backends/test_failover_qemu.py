@@ -98,7 +98,7 @@ def test_failover_demo_restarts_every_guest_and_survives_a_controller_kill(image
 
 def test_restarted_controller_cancels_an_in_flight_migration_it_will_not_wait_for(image, stale_swept, tmp_path):
     from presplit.backends.qemu.failover import FailoverBackend, World, failover_spec, scan_qemu
-    from presplit.backends.qemu.failover_demo import sweep_world
+    from presplit.demo.failover import sweep_world
     from presplit.backends.qemu.migration import start_destination
     from presplit.model.domains import RUNNING
 

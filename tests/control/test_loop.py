@@ -13,7 +13,7 @@ from apply_support import popen_cli, run_cli, small_scenario, synthetic_day
 from presplit.apply import Journal
 from presplit.backends.cloudsim_world import CloudSimPolicy, CloudSimWorld
 from presplit.control.clock import SimClock, parse_duration
-from presplit.control.loop import ControlLoop
+from presplit.control.assemble import assemble
 from presplit.model.hardware import cloudsim_preset
 from presplit.plan.ordering import Limits
 from presplit.sim.runner import run_simulation
@@ -27,8 +27,8 @@ def test_a_simulated_day_through_the_journal_equals_the_direct_simulation(tmp_pa
     _, direct = run_simulation(workload, policy, fleet=fleet)
     world = CloudSimWorld(workload, policy, fleet=fleet)
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
-    loop = ControlLoop(world, journal, SimClock(0.0), [CloudSimPolicy(policy)], Limits(None, None, None),
-                       interval_s=world.capabilities().interval_s, until_s=fleet.model.horizon_s)
+    loop = assemble(world, journal, SimClock(0.0), [CloudSimPolicy(policy)], Limits(None, None, None),
+                    interval_s=world.capabilities().interval_s, until_s=fleet.model.horizon_s)
     report = loop.run()
     assert report.ticks == 287  # 24 h of 300 s ticks, as the engine steps
     assert report.metrics == direct.metrics

@@ -9,7 +9,7 @@ from presplit.apply import Journal
 from presplit.backends.sim_world import create_world
 from presplit.cli.main import cli
 from presplit.control.clock import SimClock
-from presplit.control.loop import ControlLoop
+from presplit.control.assemble import assemble
 from presplit.control.profile import Profile, PolicySpec, build_policies
 from presplit.model.domains import Guest
 from presplit.scenarios import load_scenario
@@ -31,13 +31,11 @@ class Flaky:
 
 
 def _loop(tmp_path, policy, until_s=3600.0):
-    from presplit.cli.run_cmd import _forecaster
-
     scen = load_scenario(str(demo_scenario(tmp_path / "scen")))
     world = create_world(tmp_path / "w.db", scen)
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
-    loop = ControlLoop(world, journal, SimClock(world.observe().now), [policy], Profile((PolicySpec("x"),)).limits,
-                       interval_s=300.0, until_s=until_s, forecaster=_forecaster([policy], 300.0))
+    loop = assemble(world, journal, SimClock(world.observe().now), [policy], Profile((PolicySpec("x"),)).limits,
+                    interval_s=300.0, until_s=until_s)
     return loop, journal, world
 
 

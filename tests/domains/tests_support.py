@@ -41,7 +41,7 @@ def journal_round_trip(state: ClusterState, action):
 
     Returns (decoded action, new state, verdict after, verdict on the old state, (reverted state, ok, why)).
     """
-    from presplit.apply.codec import decode_action, dumps, encode_action, loads
+    from presplit.plan.codec import decode_action, dumps, encode_action, loads
     from presplit.apply.conditions import capture, postcondition
     from presplit.backends.sim_revert import revert_action
     from presplit.plan import apply_action

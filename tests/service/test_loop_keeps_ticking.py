@@ -134,6 +134,7 @@ def test_the_profile_names_the_forecaster_the_policies_decide_on(served):
     start = served.client.get("/api/status").json()["ticks"]
     st = served.wait_for(lambda: (x := served.client.get("/api/status").json())["ticks"] >= start + 2 and x)
     assert st["running"] and st["failed_ticks"] == 0
-    assert served.runner._decide is not None and served.runner._decide.name == "reactive"
+    decide = served.runner.loop.forecasts.decide
+    assert decide is not None and decide.name == "reactive"
     r = served.client.put("/api/profile", json={"policies": [{"name": "presplit"}]}, headers=h)
     assert r.status_code == 200 and r.json()["forecaster"] == "outlook"

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from presplit.apply.codec import decode_action, dumps, encode_action, loads
+from presplit.plan.codec import decode_action, dumps, encode_action, loads
 from presplit.errors import StoreError
 from presplit.plan.ordering import ActionPlan, Limits, PlannedAction
 
@@ -351,6 +351,45 @@ class Journal:
             q = q.where(events.c.plan_id == plan_id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+    # ------------------------------------------------------------ what a restarted controller replays
+    def plan_end_times(self) -> dict[float, float]:
+        """Per tick, when the plans made at it ended (their last event's time), for ``seen_before``."""
+        ends: dict[float, float] = {}
+        with self.engine.connect() as conn:
+            for tick, end in conn.execute(sa.select(plans.c.tick, sa.func.max(events.c.t))
+                                          .select_from(plans.join(events, events.c.plan_id == plans.c.id))
+                                          .group_by(plans.c.id)):
+                if end is not None:
+                    ends[float(tick)] = max(ends.get(float(tick), end), end)
+        return ends
+
+    def history(self) -> JournalHistory:
+        """The run as a world that replays itself needs it (``Resumes.resume``, the CloudSim world): the last
+        tick, every plan at its tick with its actions, and every ``started`` event in the order written."""
+        last = self.get_meta("last_tick")
+        with self.engine.connect() as conn:
+            plan_rows = [(int(pid), float(tick)) for pid, tick in
+                         conn.execute(sa.select(plans.c.id, plans.c.tick).order_by(plans.c.id))]
+            acts: dict[int, list] = {}
+            for pid, _idx, blob in conn.execute(sa.select(actions.c.plan_id, actions.c.idx, actions.c.action)
+                                                .order_by(actions.c.plan_id, actions.c.idx)):
+                acts.setdefault(int(pid), []).append(decode_action(loads(blob)))
+            starts = [(int(eid), int(pid), int(idx), float(at)) for eid, pid, idx, at in
+                      conn.execute(sa.select(events.c.id, events.c.plan_id, events.c.idx, events.c.t)
+                                   .where(events.c.event == "started").order_by(events.c.id))]
+        return JournalHistory(last, plan_rows, acts, starts)
+
+
+@dataclass(frozen=True)
+class JournalHistory:
+    """A run's history from the journal: ``last_tick`` (None: nothing ran), ``plans`` as (id, tick),
+    ``actions`` per plan id (decoded, in index order), ``starts`` as (event id, plan id, index, time)."""
+
+    last_tick: float | None
+    plans: list[tuple[int, float]]
+    actions: dict[int, list]
+    starts: list[tuple[int, int, int, float]]
 
 
 def _move_actions(conn, plan_id: int, frm: str, to: str, event: str, detail: str | None, now: float,

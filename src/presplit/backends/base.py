@@ -14,9 +14,29 @@ one:
   given what was recorded before it ran (``before``, from
   :func:`presplit.apply.conditions.capture`).
 
-A backend whose time is simulated also has ``advance(t)`` (the simulated
-clock calls it); real hosts move on their own. Errors a backend cannot turn
-into a refused :class:`Receipt` are raised as :class:`BackendError`.
+Anything more a backend can do is an optional capability, declared here as
+a small runtime-checkable protocol; the loop, the applier and the faces ask
+``isinstance(backend, Advances)``, never ``getattr``:
+
+==================  ===================================  ==================================================
+protocol            member                               who uses it
+==================  ===================================  ==================================================
+:class:`Advances`   ``advance(t)``                       the simulated clock moves the world (sim, CloudSim)
+:class:`Finishes`   ``finish() -> dict``                 the loop's report at the end of a run
+:class:`KeepsMetrics` ``metrics_row() -> dict``          the run's metrics so far, to the journal's ``meta``
+:class:`Orders`     ``order(actions, limits, state)``    the backend orders a proposal itself (CloudSim)
+:class:`Summarises` ``summary() -> dict``                what ``presplit state`` shows, in its own words
+:class:`ReportsReady` ``ready_at(action)``               a resumed plan waits exactly as the one that died
+:class:`ReplaysDemand` ``demand_at(t)``                  a restarted controller's forecasts see the past again
+:class:`HasConditions` ``conditions``                    its own pre/post-conditions (not a ClusterState's)
+:class:`Resumes`    ``resume(history, interval_s)``      rebuilt in memory from the journal's history (CloudSim)
+:class:`Closes`     ``close()``                          a store or processes to release when the face ends
+==================  ===================================  ==================================================
+
+A backend that wraps another must define the members it forwards (Python
+3.12's ``isinstance`` on a protocol does not see ``__getattr__``). Errors a
+backend cannot turn into a refused :class:`Receipt` are raised as
+:class:`BackendError`.
 
 The QEMU backend registers itself with :func:`register_backend` ("qemu");
 until it does, asking for it fails with a clear message.
@@ -80,9 +100,76 @@ class Backend(Protocol):
     def revert(self, action: Action, before: dict) -> Receipt: ...
 
 
+# ------------------------------------------------------------------ optional capabilities
 @runtime_checkable
-class SimulatedBackend(Backend, Protocol):
+class Advances(Protocol):
+    """Time is simulated: the controller's clock moves the world to ``t``."""
+
     def advance(self, t: float) -> None: ...
+
+
+@runtime_checkable
+class Finishes(Protocol):
+    """The run's final metrics, once the loop reaches its end."""
+
+    def finish(self) -> dict: ...
+
+
+@runtime_checkable
+class KeepsMetrics(Protocol):
+    """The run's metrics so far, keyed as ``presplit simulate``'s rows."""
+
+    def metrics_row(self) -> dict: ...
+
+
+@runtime_checkable
+class Orders(Protocol):
+    """Orders a proposal into an action plan itself (instead of :func:`presplit.plan.ordering.order_actions`)."""
+
+    def order(self, actions, limits, state=None) -> Any: ...
+
+
+@runtime_checkable
+class Summarises(Protocol):
+    """Hosts, domains and guests as JSON, in the backend's own words."""
+
+    def summary(self) -> dict: ...
+
+
+@runtime_checkable
+class ReportsReady(Protocol):
+    """When an action it carried out is (or was) ready; None if it does not know."""
+
+    def ready_at(self, action: Action) -> float | None: ...
+
+
+@runtime_checkable
+class ReplaysDemand(Protocol):
+    """The demand it fed at a past time ``t``: (CPU MIPS per guest, disk/network IO or None)."""
+
+    def demand_at(self, t: float) -> tuple: ...
+
+
+@runtime_checkable
+class HasConditions(Protocol):
+    """Its own pre- and post-conditions (an object with the interface of :mod:`presplit.apply.conditions`)."""
+
+    conditions: Any
+
+
+@runtime_checkable
+class Resumes(Protocol):
+    """Rebuilt in memory from the journal's history (what ``Journal.history()`` returns); returns the time the
+    world stands at."""
+
+    def resume(self, history, interval_s: float | None = None) -> float: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """Holds a store or processes that the face releases when it ends."""
+
+    def close(self) -> Any: ...
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {}

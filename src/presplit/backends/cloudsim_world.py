@@ -22,7 +22,8 @@ attribute): the applier's generic ones read a ClusterState.
 A restarted controller rebuilds it with :meth:`CloudSimWorld.resume`: the
 engine is deterministic given the same moves at the same times, and the
 journal already holds them (each plan at its tick, each action's ``started``
-event with the controller's clock), so the engine is replayed from t=0 --
+event with the controller's clock; the controller hands them over as data,
+``Journal.history()``), so the engine is replayed from t=0 --
 every tick up to the journal's last, the policy asked at each (a policy that
 remembers, or draws random numbers, is where it would be; its moves are
 checked against the journal's), each started move executed at its time --
@@ -153,26 +154,17 @@ class CloudSimWorld:
         return metrics
 
     # ------------------------------------------------------------ restart
-    def resume(self, journal, interval_s: float | None = None) -> float:
-        """Replay the journal's run into this fresh engine (see the module docstring); returns the time the
-        engine stands at, where the restarted controller's clock starts (0 with an empty journal)."""
-        import sqlalchemy as sa
+    def resume(self, history, interval_s: float | None = None) -> float:
+        """Replay a journaled run into this fresh engine (see the module docstring); returns the time the
+        engine stands at, where the restarted controller's clock starts (0 with an empty journal).
 
-        from presplit.apply.codec import decode_action, loads
-        from presplit.apply.journal import actions, events, plans
-
-        last = journal.get_meta("last_tick")
+        ``history``: the journal's run as data (``Journal.history()``: last tick, plans at their ticks with
+        their actions, ``started`` events in order), so this world reads no journal itself."""
+        last = history.last_tick
         if last is None:
             return 0.0
         iv = float(interval_s or self.model.interval_s)
-        with journal.engine.connect() as conn:
-            plan_rows = conn.execute(sa.select(plans.c.id, plans.c.tick).order_by(plans.c.id)).all()
-            acts: dict[int, list] = {}
-            for pid, _idx, blob in conn.execute(sa.select(actions.c.plan_id, actions.c.idx, actions.c.action)
-                                                .order_by(actions.c.plan_id, actions.c.idx)):
-                acts.setdefault(int(pid), []).append(decode_action(loads(blob)))
-            starts = conn.execute(sa.select(events.c.id, events.c.plan_id, events.c.idx, events.c.t)
-                                  .where(events.c.event == "started").order_by(events.c.id)).all()
+        plan_rows, acts, starts = history.plans, history.actions, history.starts
         # One timeline: a tick begins (the policy is asked), then the plans made at it, then the moves
         # started at or after it, in the order the controller started them.
         items = []

@@ -479,7 +479,7 @@ class SimWorld:
 
 def _key(action) -> str:
     """An action by what it does (kind and arguments, not its reason)."""
-    from presplit.apply.codec import dumps, encode_action
+    from presplit.plan.codec import dumps, encode_action
 
     enc = encode_action(action)
     return dumps([enc["kind"], enc["args"]])

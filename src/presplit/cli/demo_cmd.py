@@ -1,4 +1,4 @@
-"""``presplit demo qemu``: the presplit policy on real QEMU guests (see presplit.backends.qemu.demo)."""
+"""``presplit demo qemu``: the presplit policy on real QEMU guests (see presplit.demo.qemu)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every, failover, h
     """
     import os
 
-    from presplit.backends.qemu.demo import run_demo
+    from presplit.demo.qemu import run_demo
 
     if os.geteuid() != 0:
         raise click.ClickException("presplit demo qemu needs root (network namespaces and cgroups)")
@@ -77,7 +77,7 @@ RESTART_MAX_S = 15.0  # the done-when bound of the failover demo (heartbeat gap 
 
 
 def _failover(json_path, memory_mib, hb_timeout_s, echo) -> None:
-    from presplit.backends.qemu.failover_demo import run_failover
+    from presplit.demo.failover import run_failover
 
     try:
         s = run_failover(json_path=json_path, echo=echo, memory_mib=memory_mib, hb_timeout_s=hb_timeout_s)
@@ -99,6 +99,6 @@ def _failover(json_path, memory_mib, hb_timeout_s, echo) -> None:
 @click.option("--world", "world_dir", required=True, type=click.Path(file_okay=False, exists=True))
 def qemu_ha_controller(world_dir) -> None:
     """The controller of a `presplit demo qemu --failover` world (started, killed and restarted by it)."""
-    from presplit.backends.qemu.failover import run_controller
+    from presplit.demo.ha_agent import run_controller
 
     run_controller(world_dir, echo=lambda text: click.echo(text))

@@ -6,40 +6,7 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
-
 import click
-
-
-def _forecaster(policies, tick: float, backend=None, name: str | None = None, journal=None):
-    """Forecasts built from the demand the loop observes, for the policies that need them.
-
-    A restarted controller first sees again what it had seen: on a world that can say what demand it fed
-    at a past time (``demand_at``, the stored simulated world), the window is filled with what the ticks
-    before the first one this process runs observed (``control.loop.seen_before``, from the journal), so
-    its decisions are those of a controller that never stopped.
-    """
-    if not any(getattr(p, "needs_forecasts", False) for p in policies):
-        return None
-    from presplit.sim.forecast_feed import make_feed
-
-    feed: list = []
-
-    def forecaster(state, now):
-        if not feed:
-            fc = make_feed(state.n_guests, name, interval_s=int(tick))
-            if journal is not None:
-                from types import SimpleNamespace
-
-                from presplit.control.loop import seen_before
-
-                for past, cpu, io in seen_before(journal, backend, now, tick, fc.series.shape[1]):
-                    fc(int(past // tick), SimpleNamespace(n_guests=len(cpu), demand_mips=cpu, demand_io=io,
-                                                          model=state.model))
-            feed.append(fc)
-        return feed[0](int(now // tick), state)
-
-    return forecaster
 
 
 def _fraction(value: float) -> float:
@@ -61,17 +28,6 @@ def duration_option(text: str | None, option: str, *, positive: bool = False) ->
     if positive and value <= 0:
         raise click.BadParameter(f"{text!r} is not a positive duration", param_hint=f"'{option}'")
     return value
-
-
-def _world_path(db: str, world: str | None) -> Path:
-    if world:
-        return Path(world)
-    from presplit.apply.journal import normalise_url
-
-    url = normalise_url(db)
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):] + ".world")
-    return Path("presplit-world.sqlite")
 
 
 def _scenario_kind(name: str):
@@ -129,10 +85,11 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     from presplit.apply.journal import Journal
     from presplit.apply.lease import lease_for, wait_for_lease
     from presplit.backends.base import BackendError, backend_factory
+    from presplit.backends.base import Closes
+    from presplit.control.assemble import assemble
     from presplit.control.clock import SimClock, WallClock
-    from presplit.control.loop import ControlLoop
     from presplit.control.profile import ProfileError, build_policies, default_profile, load_profile
-    from presplit.control.stores import bind, check_stores, open_bound, scenario_inputs, start_afresh
+    from presplit.control.stores import bind, check_stores, open_bound, scenario_inputs, start_afresh, world_path_for
     from presplit.forecast.decision import check_for_controller
 
     say = (lambda *_: None) if quiet else click.echo
@@ -160,7 +117,7 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         cloudsim = _cloudsim_world(scenario, trace, profile, policies)
     journal = Journal(db, controller=f"{socket.gethostname()}:{os.getpid()}")
     inputs = scenario_inputs(scenario, scen, trace)
-    world_path = _world_path(db, world) if backend_name == "sim" and kind == "domains" else None
+    world_path = world_path_for(db, world) if backend_name == "sim" and kind == "domains" else None
     if new_journal:
         aside = start_afresh(journal, world_path)
         say("started afresh: journal emptied" + (f", old world store moved to {aside}" if aside else ""))
@@ -203,13 +160,13 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
         caps = backend.capabilities()
         tick = interval_s or profile.interval_s or caps.interval_s
         if cloudsim is not None:  # in memory: rebuilt from the journal's history, its clock where it stands
-            clock = SimClock(backend.resume(journal, tick))
+            clock = SimClock(backend.resume(journal.history(), tick))
         if backend_name == "qemu" and until_s is not None:
             until_s = clock.now() + until_s
-        loop = ControlLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
-                           dry_run=dry_run, source=profile.label,
-                           forecaster=_forecaster(policies, tick, backend, forecaster_name, journal=journal),
-                           max_plan_age_s=max_plan_age_s)
+        # replay: a restarted controller's forecasts first see again what the ticks before it had observed
+        loop = assemble(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until_s,
+                        dry_run=dry_run, source=profile.label, forecaster=forecaster_name, replay=True,
+                        max_plan_age_s=max_plan_age_s)
         stop_box["loop"] = loop
         say(f"running {profile.label} on {caps.name} every {tick:g} s until t={until_s} "
             f"({'dry run' if dry_run else 'applying'})")
@@ -218,9 +175,9 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
     finally:
         lease.release()
         if backend_name == "sim":  # the simulated world's store; real guests outlive the controller
-            close = getattr(locals().get("backend"), "close", None)
-            if callable(close):
-                close()
+            backend = locals().get("backend")
+            if isinstance(backend, Closes):
+                backend.close()
         journal.close()
     line = (f"ticks={report.ticks} plans={report.plans} actions={report.actions} "
             f"statuses={report.statuses} stopped={report.stopped} wall_s={report.wall_s:.2f}")

@@ -127,13 +127,12 @@ def _check_stores(db, world, scenario, scen, trace, backend_name) -> None:
     not a service that serves an error). The demo fleet's scenario is written when the loop starts: it is
     checked there."""
     from presplit.apply.journal import Journal
-    from presplit.cli.run_cmd import _world_path
-    from presplit.control.stores import check_stores, scenario_inputs
+    from presplit.control.stores import check_stores, scenario_inputs, world_path_for
 
     journal = Journal(db)
     try:
         if scenario is not None:
-            world_path = _world_path(db, world) if backend_name == "sim" else None
+            world_path = world_path_for(db, world) if backend_name == "sim" else None
             check_stores(journal, scenario_inputs(scenario, scen, trace), world_path)
     finally:
         journal.close()

@@ -10,8 +10,8 @@ from the tick after the last one the journal recorded, so a restarted
 controller neither loses nor repeats a tick. Each tick:
 
 1. ``state = backend.observe()``;
-2. forecasts (``forecaster(state, now)`` when the loop has one; the shipped
-   domain policies take none);
+2. forecasts: the loop's feed records the observed demand and hands the
+   same forecasts to every policy that takes them (``needs_forecasts``);
 3. every policy of the profile proposes; the actions are ordered into an
    :class:`~presplit.plan.ordering.ActionPlan` under the profile's caps
    (a bad proposal is journaled as a failed tick and nothing is applied);
@@ -88,49 +88,23 @@ def observed_summary(state, backend=None) -> dict:
     }
 
 
-def seen_before(journal, backend, now: float, interval_s: float, n: int) -> list[tuple[float, np.ndarray, object]]:
-    """What the loop had observed at its last ``n`` ticks before ``now`` (oldest first): (tick, CPU MIPS per guest,
-    disk/network IO or None), for a world that can say what demand it fed at a past time (``demand_at``).
-
-    A restarted controller's forecaster starts from this, so it decides as one that never stopped. A tick
-    observes the world when it runs: at its time, or -- when the plan before it ran past that time -- when
-    that plan ended (the journal's last event of the plan), as :meth:`ControlLoop.run` does.
-    """
-    import sqlalchemy as sa
-
-    from presplit.apply.journal import events, plans
-
-    demand_at = getattr(backend, "demand_at", None)
-    if not callable(demand_at) or n <= 0:
-        return []
-    with journal.engine.connect() as conn:
-        ends: dict[float, float] = {}
-        for tick, end in conn.execute(sa.select(plans.c.tick, sa.func.max(events.c.t))
-                                      .select_from(plans.join(events, events.c.plan_id == plans.c.id))
-                                      .group_by(plans.c.id)):
-            if end is not None:
-                ends[float(tick)] = max(ends.get(float(tick), end), end)
-    ticks, t = [], backend.capabilities().start_s
-    while t < now - 1e-9:
-        ticks.append(t)
-        t = t + interval_s
-    seen, clock = [], ticks[0] if ticks else 0.0
-    for tick in ticks:
-        clock = max(clock, tick)
-        seen.append((tick, clock))
-        clock = max(clock, ends.get(tick, clock))
-    return [(tick, *demand_at(at)) for tick, at in seen[-n:]]
-
-
 class ControlLoop:
-    def __init__(self, backend, journal, clock, policies, limits, *, interval_s: float, until_s: float | None,
-                 dry_run: bool = False, source: str = "", forecaster=None, summary_every: int = 1,
-                 max_plan_age_s: float | None = None, check_invariants: bool = True,
+    """The loop; built by :func:`presplit.control.assemble.assemble`, the one place that wires a controller.
+
+    ``applier``: the :class:`~presplit.apply.applier.Applier` (or a subclass) that runs the plans, built
+    beside the loop on the same backend, journal and clock. ``forecasts``: the feed the loop owns
+    (:class:`~presplit.sim.forecast_feed.LoopFeed`), called every tick with the observed state and the
+    policies, which all get what it returns (None: no forecasts).
+    """
+
+    def __init__(self, backend, journal, clock, policies, limits, *, applier: Applier, interval_s: float,
+                 until_s: float | None, dry_run: bool = False, source: str = "", forecasts=None,
+                 summary_every: int = 1, max_plan_age_s: float | None = None,
                  max_failed_ticks: int | None = None, supersede: bool = False) -> None:
         self.backend, self.journal, self.clock = backend, journal, clock
         self.policies, self.limits = list(policies), limits
         self.interval, self.until = float(interval_s), until_s
-        self.dry_run, self.source, self.forecaster = dry_run, source, forecaster
+        self.dry_run, self.source, self.forecasts = dry_run, source, forecasts
         self.supersede = supersede  # dry run: a new recommendation closes the source's older open ones
         self.summary_every = summary_every
         self.max_plan_age_s = max_plan_age_s
@@ -139,7 +113,7 @@ class ControlLoop:
         self.failed_ticks = 0
         self.last_error: dict | None = None
         self.unplaced = 0  # guests pending after the last tick's plan
-        self.applier = Applier(backend, journal, clock, check_invariants=check_invariants)
+        self.applier = applier
         self.stopping = threading.Event()
         advance = getattr(backend, "advance", None)
         if advance is not None:
@@ -220,7 +194,7 @@ class ControlLoop:
 
     def _tick(self, t: float, report: LoopReport) -> None:
         state = self.backend.observe()
-        forecasts = self.forecaster(state, t) if self.forecaster is not None else None
+        forecasts = self.forecasts(state, t, self.policies) if self.forecasts is not None else None
         proposal = []
         for policy in self.policies:
             proposal.extend(policy.propose(state, forecasts, t) or ())

@@ -66,6 +66,19 @@ def _fingerprint(path: Path, h) -> None:
             h.update(fh.read())
 
 
+def world_path_for(db: str, world: str | None = None) -> Path:
+    """Where the simulated world's store is: ``world`` when given, else beside a SQLite journal
+    (``<db>.world``), else ``presplit-world.sqlite`` in the working directory."""
+    if world:
+        return Path(world)
+    from presplit.apply.journal import normalise_url
+
+    url = normalise_url(db)
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):] + ".world")
+    return Path("presplit-world.sqlite")
+
+
 def scenario_inputs(name: str, scenario=None, trace: str | None = None) -> Inputs:
     """The :class:`Inputs` of a run of ``scenario`` (a loaded domain scenario, or None for a CloudSim one)."""
     h = hashlib.sha256()

@@ -27,7 +27,7 @@ from presplit.plan.ordering import Limits, order_actions
 from presplit.policies import make_policy
 from presplit.scale.synthetic import resample
 from presplit.sim.domain_engine import DomainWorkload, run_domains
-from presplit.sim.forecast_feed import ObservedForecasts
+from presplit.sim.forecast_feed import make_feed
 
 # A 16-core, 128 GB server; SPECpower-shaped like the bighost scenario's, scaled down.
 HOST_POWER = PowerModel((60, 85, 98, 110, 122, 134, 147, 160, 175, 192, 210))
@@ -109,7 +109,7 @@ def measure_tick(state: ClusterState, workload: DomainWorkload, *, warm_ticks: i
                  measured_ticks: int = 3) -> TickCost:
     """Run ``warm_ticks`` ticks (placement and forecast history), then time ``measured_ticks``."""
     policy = make_policy("presplit", engine="domains")
-    feed = ObservedForecasts(state.n_guests)
+    feed = make_feed(state.n_guests)  # the observed outlook, built as every feed is
     timings: list[tuple[float, float, float, int]] = []
     pending: dict = {}
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from presplit.apply.applier import Applier
 from presplit.control.clock import SimClock
+from presplit.control.assemble import assemble
 from presplit.control.loop import ControlLoop
 from presplit.errors import PresplitError
 from presplit.service import schemas as S
@@ -94,25 +95,16 @@ class PacedClock(SimClock):
         super().sleep_until(t)
 
 
-class ServiceFeed:
-    """The observed-demand forecasts the service shows (and hands to policies that take them); built on first
-    use, it grows with the fleet as guests are launched."""
-
-    def __init__(self) -> None:
-        self.feed = None
-
-    def __call__(self, state):
-        from presplit.sim.forecast_feed import ObservedForecasts
-
-        if self.feed is None:
-            self.feed = ObservedForecasts(state.n_guests)
-        return self.feed(0, state)
-
-
 class ServiceApplier(Applier):
-    def __init__(self, *a, stopping: threading.Event, on_done=None, **kw) -> None:
+    """The applier with a door for the operator: cancel the plan being applied (:meth:`cancel_plan`), or one
+    about to be (:meth:`reserve`); ``on_done`` hears of every plan it finished (the metrics).
+
+    A cancel of one plan is forgotten once that plan ends; a stop (:meth:`cancel`, the loop's ``stop()``) is
+    not: ``stopping`` stays set until the runner revives the loop."""
+
+    def __init__(self, *a, on_done=None, **kw) -> None:
         super().__init__(*a, **kw)
-        self.stopping, self.on_done = stopping, on_done
+        self.stopping, self.on_done = threading.Event(), on_done
         self.current: int | None = None
         self._lock = threading.Lock()
         self.busy_s = 0.0
@@ -134,6 +126,10 @@ class ServiceApplier(Applier):
             self.on_done(plan_id, result.status, wall, self.clock.now() - s0)
         return result
 
+    def cancel(self) -> None:
+        self.stopping.set()  # first: a plan ending meanwhile must not forget the stop
+        super().cancel()
+
     def cancel_plan(self, plan_id: int) -> bool:
         with self._lock:
             if self.current != plan_id:
@@ -151,11 +147,11 @@ class ServiceApplier(Applier):
 
 
 class ServiceLoop(ControlLoop):
+    """The loop, running the operator's commands before each tick and telling the runner after it."""
+
     def __init__(self, *a, runner: "Runner", **kw) -> None:
         super().__init__(*a, **kw)
         self.runner = runner
-        self.applier = ServiceApplier(self.backend, self.journal, self.clock, stopping=self.stopping,
-                                      on_done=runner.plan_done)
 
     def tick(self, t: float, report) -> None:
         clock = self.clock
@@ -226,11 +222,9 @@ class Runner:
         self.world = None
         self.profile = None
         self.kind = "domains"
-        self.feed = ServiceFeed()
         self.route_cache: dict = {}
         self.revive = threading.Event()  # set by a new profile while the loop is down after an error
         self._failed_seen = 0  # failed ticks already counted in the metrics
-        self._decide = None  # the decision feed when the profile names a forecaster other than the outlook
         self._draining = False
         self._approved: deque[int] = deque()  # approved plans waiting for the loop's thread (queue_approved)
         self._approved_lock = threading.Lock()
@@ -323,6 +317,7 @@ class Runner:
                 log.exception("refresh after the loop ended failed")
         if failed:
             self.loop.stopping.clear()
+            self.loop.applier.stopping.clear()
         return failed
 
     def _build_loop(self, journal) -> None:
@@ -361,9 +356,13 @@ class Runner:
         if cfg.backend == "qemu" and until is not None:
             until = clock.now() + until
         max_age = cfg.max_plan_age_s if cfg.max_plan_age_s is not None else 3 * tick if cfg.dry_run else None
-        self.loop = ServiceLoop(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until,
-                                dry_run=cfg.dry_run, source=profile.label, forecaster=self._forecaster,
-                                max_plan_age_s=max_age, supersede=cfg.dry_run, runner=self)
+        # keep_window: the observed window is what the dashboard shows, whatever the policies need; no replay
+        # of the journal's past (a restarted service starts its window afresh, as it always has).
+        self.loop = assemble(backend, journal, clock, policies, profile.limits, interval_s=tick, until_s=until,
+                             dry_run=cfg.dry_run, source=profile.label, forecaster=self._forecaster_name,
+                             keep_window=True, applier=ServiceApplier, applier_kw={"on_done": self.plan_done},
+                             loop=ServiceLoop, loop_kw={"runner": self}, max_plan_age_s=max_age,
+                             supersede=cfg.dry_run)
         self._ingest_plans(initial=True)
 
     def _scenario(self):
@@ -401,24 +400,18 @@ class Runner:
         return float(epoch) if epoch else DEMO_START_EPOCH_S
 
     def _world_path(self) -> Path:
-        if self.cfg.world:
-            return Path(self.cfg.world)
-        from presplit.cli.run_cmd import _world_path
+        from presplit.control.stores import world_path_for
 
-        return _world_path(self.cfg.db, None)
+        return world_path_for(self.cfg.db, self.cfg.world)
 
-    def _forecaster(self, state, now):
-        feed = self.feed(state)  # the observed window: what the dashboard and the API show
-        if not any(getattr(p, "needs_forecasts", False) for p in self.loop.policies):
-            return None
-        name = self.cfg.forecaster or (self.profile.forecaster if self.profile is not None else None)
-        if name in (None, "outlook"):
-            return feed
-        if self._decide is None or self._decide.forecaster.name != name:  # a new profile may name another
-            from presplit.sim.forecast_feed import make_feed
+    def _forecaster_name(self) -> str | None:
+        """The forecaster the policies decide on: the option's, else the current profile's (None: the outlook)."""
+        return self.cfg.forecaster or (self.profile.forecaster if self.profile is not None else None)
 
-            self._decide = make_feed(state.n_guests, name, interval_s=int(self.loop.interval))
-        return self._decide(int(now // self.loop.interval), state)
+    @property
+    def observed_feed(self):
+        """The observed-demand window the dashboard and the API show (None before the loop's first look)."""
+        return self.loop.forecasts.window if self.loop is not None else None
 
     # ------------------------------------------------------------ commands
     def submit(self, fn) -> Future:
@@ -588,9 +581,8 @@ class Runner:
         if self.world is None:
             return
         state = self.world.observe()
-        if self.feed.feed is None:
-            self.feed(state)
-        fc = forecasts_of(state, self.feed.feed)
+        feed = self.loop.forecasts.observed(state) if self.loop is not None else None
+        fc = forecasts_of(state, feed)
         self.seq += 1
         snap = build_snapshot(self.seq, state, fc, self.status(state), self.route_cache)
         self.snapshot = snap

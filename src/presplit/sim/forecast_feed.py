@@ -9,11 +9,20 @@ series, so a policy can form correlation-aware outlooks of *sets* of guests
 (a domain, a host) from their summed series: CPU always, and disk and
 network IO when the scenario's services carry IO (kept only then: the IO
 window costs as much memory as the CPU one, twice).
+
+:func:`make_feed` is the one constructor of a feed (the simulator, the tick
+benchmark and the control loop all call it); :class:`LoopFeed` is the feed a
+control loop owns (built by :mod:`presplit.control.assemble`): built on the
+first tick that needs it, optionally refilled from what a restarted
+controller had observed before, and rebuilt when the forecaster's name
+changes (a new profile in ``presplit serve``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from typing import Callable
 
 from presplit.model.cluster import ClusterState
 from presplit.policies.presplit.outlook import OutlookParams, upper
@@ -131,3 +140,63 @@ def make_feed(n_guests: int, forecaster: str | None = None, *, horizon: int = 12
     from presplit.forecast.decision import make_forecaster
 
     return DecisionFeed(n_guests, make_forecaster(forecaster, horizon=horizon, interval_s=interval_s), future)
+
+
+class LoopFeed:
+    """The forecasts a control loop hands its policies every tick.
+
+    ``name``: the decision forecaster (None or ``outlook``: the observed outlook), or a callable returning it
+    (read every tick, so a new profile may name another). ``history(now, n)``: what the loop had observed at
+    its last ``n`` ticks before ``now``, as (tick, CPU MIPS per guest, disk/network IO or None), oldest first;
+    a feed built at ``now`` first sees those again, so a restarted controller decides as one that never
+    stopped. ``keep_window``: keep the observed window every tick even when no policy needs forecasts (what
+    a dashboard shows, :meth:`observed`); without it nothing is recorded until a policy needs forecasts.
+    """
+
+    def __init__(self, interval_s: float, name: str | Callable[[], str | None] | None = None, *,
+                 history: Callable[[float, int], list] | None = None, keep_window: bool = False) -> None:
+        self.interval_s = float(interval_s)
+        self.name, self.history, self.keep_window = name, history, keep_window
+        self.window: ObservedForecasts | None = None  # the observed outlook
+        self.decide: DecisionFeed | None = None  # the named decision forecaster's feed, when one is named
+        self._decide_name: str | None = None
+
+    def current_name(self) -> str | None:
+        return self.name() if callable(self.name) else self.name
+
+    def observed(self, state: ClusterState) -> ObservedForecasts:
+        """The observed window, built (and fed ``state``) on first use."""
+        if self.window is None:
+            self.window = self._new(state, None, state.now)
+            self.window(0, state)
+        return self.window
+
+    def __call__(self, state: ClusterState, now: float, policies) -> ObservedForecasts | None:
+        """Record this tick's demand and return the forecasts the policies decide on (None when none needs any)."""
+        step = int(now // self.interval_s)
+        if self.keep_window:
+            if self.window is None:
+                self.window = self._new(state, None, now)
+            self.window(step, state)
+        if not any(getattr(p, "needs_forecasts", False) for p in policies):
+            return None
+        name = self.current_name()
+        if name in (None, "outlook"):
+            if not self.keep_window:
+                if self.window is None:
+                    self.window = self._new(state, None, now)
+                self.window(step, state)
+            return self.window
+        if self.decide is None or self._decide_name != name:  # a new profile may name another
+            self.decide, self._decide_name = self._new(state, name, now), name
+        return self.decide(step, state)
+
+    def _new(self, state: ClusterState, name: str | None, now: float) -> ObservedForecasts:
+        feed = make_feed(state.n_guests, name, interval_s=int(self.interval_s))
+        if self.history is not None:
+            from types import SimpleNamespace
+
+            for past, cpu, io in self.history(now, feed.series.shape[1]):
+                feed(int(past // self.interval_s), SimpleNamespace(n_guests=len(cpu), demand_mips=cpu,
+                                                                   demand_io=io, model=state.model))
+        return feed

@@ -269,7 +269,7 @@ def plan_model(row: dict) -> S.Plan:
 
 
 def plan_row(journal, plan_id: int) -> dict | None:
-    from presplit.apply.codec import loads
+    from presplit.plan.codec import loads
     from presplit.apply.journal import actions, plans
 
     with journal.engine.connect() as conn:

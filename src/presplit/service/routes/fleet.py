@@ -146,7 +146,7 @@ async def history(request: Request, limit: int = Query(288, ge=1, le=100_000,
     snap = snapshot(request)
     runner = runner_of(request)
     interval = float(runner.loop.interval) if runner.loop is not None else 0.0
-    feed = runner.feed.feed
+    feed = runner.observed_feed
     lead = float(feed.params.lead_steps) if feed is not None else 1.0
     return S.FleetHistory(start_epoch_s=snap.status.start_epoch_s, interval_s=interval,
                           forecast_horizon_s=lead * interval if interval > 0 else None,

@@ -21,7 +21,7 @@ def _journal(request: Request):
 def plans(request: Request, status: str | None = Query(None, description="One of " + ", ".join(PLAN_STATUSES)),
           limit: int = Query(50, ge=1, le=1000), before: int | None = Query(None, ge=0, le=2**62,
                                                                             description="Only plans with a smaller id.")):
-    from presplit.apply.codec import loads
+    from presplit.plan.codec import loads
     from presplit.apply.journal import actions, plans as plans_t
 
     j = _journal(request)

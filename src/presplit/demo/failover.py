@@ -2,7 +2,7 @@
 
 This process owns the *world* (every name carries its tag, ``p<pid>-ha``) and
 plays the failures; the controller runs in a child process (``presplit demo
-qemu-ha-controller``, :func:`~.failover.run_controller`) so that it can be
+qemu-ha-controller``, :func:`presplit.demo.ha_agent.run_controller`) so that it can be
 SIGKILLed and started again. A :class:`HeartbeatObserver` here follows every
 QEMU process of the world and its serial log on its own, so the gaps reported
 are measured from outside the controller.
@@ -19,7 +19,7 @@ are measured from outside the controller.
    seconds); while both QEMU processes exist and the journal has the action
    ``started``, the controller gets SIGKILL, and a new one is started. It
    adopts the running guests, settles the migration (finish or cancel, see
-   :mod:`.failover`), reconciles the journal and carries on.
+   :mod:`presplit.backends.qemu.failover`), reconciles the journal and carries on.
 
 At the end the controller is stopped (SIGTERM), and every QEMU process of the
 world is asked over QMP for its run state (``query-status``) while the process

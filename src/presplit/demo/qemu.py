@@ -1,16 +1,19 @@
 """``presplit demo qemu``: the presplit policy deciding on real QEMU guests, end to end.
 
+A face, like the CLI: it drives the QEMU backend (:mod:`presplit.backends.qemu`)
+through the controller, so it lives outside ``backends/``.
+
 Two hosts (network namespaces on a bridge, 2 CPUs x 1000 MIPS each), four
 128 MiB guests: ``vm0`` on host 0; ``vm1``, ``vm2`` and ``vm3`` on host 1.
 ``vm2`` idles for a minute after its boot, then ramps its CPU 40 -> 70 ->
 100 % (the guest image's ``steps`` workload). Then the ``presplit`` domain
 policy (:class:`~presplit.policies.presplit.domains.DomainPresplit`) runs in
-the real :class:`~presplit.control.loop.ControlLoop` on a
-:class:`~presplit.control.clock.WallClock`, every :data:`TICK_S` seconds:
-observe the :class:`~presplit.backends.qemu.backend.QemuBackend` (demand from
-the QEMU processes' CPU time), forecast
-(:class:`~presplit.sim.forecast_feed.ObservedForecasts` fed with the observed
-demand, as ``presplit run`` does), propose, order, journal, apply.
+the controller :func:`presplit.control.assemble.assemble` builds (as for
+``presplit run``) on a :class:`~presplit.control.clock.WallClock`, every
+:data:`TICK_S` seconds: observe the
+:class:`~presplit.backends.qemu.backend.QemuBackend` (demand from the QEMU
+processes' CPU time), forecast (the observed outlook, as ``presplit run``
+does), propose, order, journal, apply.
 
 Host 0 gets a patch window :data:`WINDOW_AFTER_TICKS` ticks after the loop
 starts. What the policy then does, by itself:
@@ -221,7 +224,7 @@ KINDS_WANTED = ("SplitDomain", "MoveGuest", "PatchDomain", "MergeDomains", "Migr
 def _make_loop_class():
     from presplit.control.loop import ControlLoop
 
-    class DemoLoop(ControlLoop):
+    class DemoLoop(ControlLoop):  # built by control.assemble (loop=DemoLoop)
         """The ControlLoop, narrating each tick's plan and ending once every action kind happened.
 
         It ends after the first tick without actions that follows the last wanted
@@ -268,23 +271,18 @@ def run_policy(backend: QemuBackend, *, journal_url: str, max_s: float = 150.0, 
     Returns ``{"plans": [...], "actions": [...], "ticks": n, "policy": {...}, "window": (start, end)}``.
     """
     from presplit.apply.journal import Journal
+    from presplit.control.assemble import assemble
     from presplit.control.clock import WallClock
     from presplit.plan.ordering import Limits
-    from presplit.sim.forecast_feed import ObservedForecasts
 
     policy = demo_policy()
     journal = Journal(journal_url, controller="demo")
     clock = WallClock(start=backend.now())
-    feed = ObservedForecasts(backend.state.n_guests)
-
-    def forecaster(state, now):  # what `presplit run` hands a policy with needs_forecasts
-        return feed(round(now / TICK_S), state)
-
     log: list = []
     until = clock.now() + max_s
-    loop = _make_loop_class()(backend, journal, clock, [policy], Limits(), interval_s=TICK_S, until_s=until,
-                              source="demo:presplit", forecaster=forecaster, echo=echo, log=log)
-    loop.applier.poll_s = 0.2
+    loop = assemble(backend, journal, clock, [policy], Limits(), interval_s=TICK_S, until_s=until,
+                    source="demo:presplit", applier_kw={"poll_s": 0.2}, loop=_make_loop_class(),
+                    loop_kw={"echo": echo, "log": log})
     first = loop.first_tick()
     window = patch_window(first)
     with backend.lock:  # host 0's patch calendar starts with the loop (boot times vary)

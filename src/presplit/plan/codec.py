@@ -1,5 +1,9 @@
 """Actions and plans to and from JSON, for the journal (and for people reading it).
 
+It lives with the actions, below the applier, because a world store keys
+the actions it carried out by their encoding too (``backends/sim_world.py``),
+and a backend must not import ``apply``.
+
 An action is stored as ``{"kind": "MigrateGuest", "args": {...}, "reason": ..., "details": {...}}``;
 tuples become lists on the way out and tuples again on the way in, services
 become mappings. Non-finite floats become strings ("inf", "-inf", "nan"):
@@ -18,9 +22,7 @@ import numpy as np
 from presplit.model.domains import Service
 from presplit.plan import actions as A
 
-KINDS = {c.__name__: c for c in (A.SplitDomain, A.ResizeDomain, A.MergeDomains, A.MoveGuest, A.MigrateGuest,
-                                 A.PlaceGuest, A.PowerOn, A.PowerOff, A.PatchDomain, A.SetMigrationShare,
-                                 A.RestartGuest)}
+KINDS = A.KINDS  # every registered action kind, by name (presplit.plan.actions)
 
 
 def plain(x):
