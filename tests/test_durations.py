@@ -52,11 +52,12 @@ REFUSED = [
     ("-5m", ["'-5m' is negative"]),
     (-60, ["-60 is negative"]),
     ("-3", ["negative"]),
-    ("P1M", ["months or years", "P30D"]),
+    ("P1M", ["months or years", "P30D", "PT15M"]),
     ("P1Y", ["months or years"]),
     ("P", ["ISO 8601"]),
     ("PT", ["ISO 8601"]),
     ("P1H", ["ISO 8601"]),  # hours belong after the T
+    ("P1DT", ["ISO 8601"]),  # a T with nothing after it
     ("x" * 5000, ["5000 characters", "..."]),
 ]
 

@@ -5,7 +5,7 @@
 - a plain number of seconds: ``300``, ``2.5``, ``"300"``, ``"1e3"``;
 - a number with a unit: ``500ms``, ``5s``, ``15min``, ``15m``, ``2h``, ``1d``, ``1w``
   (long forms too: ``sec``, ``minutes``, ``hours``, ``days``, ``weeks``; any case);
-- a compound of those, largest or smallest first, with or without spaces:
+- a compound of those, each unit once, with or without spaces:
   ``1h30m``, ``1h 30min``, ``2d 12h``;
 - an ISO 8601 duration: ``PT1H``, ``PT15M``, ``P1D``, ``P1DT2H``, ``PT0.5S``, ``P2W``.
   Months and years are refused: they have no fixed length in seconds;
@@ -56,7 +56,7 @@ _PART = re.compile(rf"\s*({_NUMBER})\s*([a-z]*)\s*", re.IGNORECASE)
 # ISO 8601 durations (section 4.4.3.2), with a decimal fraction on any part (comma or point).
 _ISO_NUMBER = r"(\d+(?:[.,]\d+)?)"
 _ISO = re.compile(rf"P(?:{_ISO_NUMBER}Y)?(?:{_ISO_NUMBER}M)?(?:{_ISO_NUMBER}W)?(?:{_ISO_NUMBER}D)?"
-                  rf"(?:T(?:{_ISO_NUMBER}H)?(?:{_ISO_NUMBER}M)?(?:{_ISO_NUMBER}S)?)?", re.IGNORECASE)
+                  rf"(?:T(?=\d)(?:{_ISO_NUMBER}H)?(?:{_ISO_NUMBER}M)?(?:{_ISO_NUMBER}S)?)?", re.IGNORECASE)
 _ISO_SECONDS = (None, None, 604800.0, 86400.0, 3600.0, 60.0, 1.0)  # Y and M have no fixed length
 
 
@@ -111,7 +111,7 @@ def _parse_text(text: str, value, what: str, expected: str) -> float:
             raise _unreadable(value, what, "not an ISO 8601 duration such as PT1H, PT15M or P1DT2H", expected)
         if iso.group(1) or iso.group(2):
             raise _refused(value, what, "counts months or years, which have no fixed length in seconds",
-                           "days or weeks instead, e.g. P30D or P4W")
+                           "days or weeks instead (P30D, P4W); minutes go after the T (PT15M)")
         parts = (float(g.replace(",", ".")) * unit for g, unit in zip(iso.groups(), _ISO_SECONDS) if g)
         return sign * sum(parts)
     total, seen, pos = 0.0, set(), 0
