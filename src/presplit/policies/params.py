@@ -26,6 +26,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
+from presplit.errors import InputError
+
 _RANGE_KEYS = ("gt", "ge", "lt", "le")
 
 
@@ -74,7 +76,7 @@ def args_model(cls) -> type[BaseModel]:
     return create_model(f"{cls.__name__}Args", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-class ArgumentError(ValueError):
+class ArgumentError(InputError):  # bad input (still a ValueError, as it always was)
     """A bad argument: ``key`` is its name ('' when the problem spans fields), ``expected`` what would do."""
 
     def __init__(self, key: str, message: str, expected: str = "") -> None:

@@ -57,7 +57,7 @@ GUEST_KINDS = ("PlaceGuest", "MoveGuest", "MigrateGuest")
 TERMINAL = {"succeeded", "failed", "reverted", "revert_failed", "skipped", "cancelled"}
 
 
-class ServiceError(Exception):
+class ServiceError(PresplitError):
     """A command the world or the journal refuses; ``status`` is the HTTP status it maps to."""
 
     def __init__(self, status: int, message: str, loc: tuple = ()) -> None:
