@@ -57,7 +57,10 @@ Actions:
   out of service (``patching``, refuses guests) for the duration, and guests
   still inside are paused (QMP ``stop``) and resumed (``cont``) at its end --
   the model's "guests inside go down";
-- ``PowerOn``/``PowerOff``: only the mirror (a namespace is not switched off).
+- ``PowerOn``/``PowerOff``: only the mirror (a namespace is not switched off);
+- ``ResizeGuest``: the guest's memory through its virtio balloon (QMP
+  ``balloon``, within the RAM it booted with); its CPU reservation is the
+  domain's admission only (guests share their domain's groups).
 
 Time: ``state.now`` is seconds since the backend was made (monotonic clock).
 ``observe()`` advances the mirror to now (provisioning and patches end),
@@ -118,6 +121,7 @@ from presplit.model.fabric import Link
 from presplit.model.hardware import PowerModel
 from presplit.plan import advance, apply_action
 from presplit.plan.actions import (
+    ACTION_KINDS,
     MergeDomains,
     MigrateGuest,
     MoveGuest,
@@ -126,10 +130,14 @@ from presplit.plan.actions import (
     PowerOff,
     PowerOn,
     ResizeDomain,
+    ResizeGuest,
     SplitDomain,
 )
+from presplit.backends.qemu.qmp import QMPError
 
 CFS_PERIOD_US = 100_000
+BALLOON_FLOOR_MIB = 80  # a guest kernel of the presplit image needs about this much RAM to keep running
+BALLOON_WAIT_S = 10.0  # how long a balloon may take to reach its target before a resize is refused
 CPU_SAMPLE_MIN_S = 1.0  # a guest's CPU demand is a rate over at least this span
 
 
@@ -338,7 +346,7 @@ class QemuBackend:
         self.mem_lag: dict[int, tuple[int, int]] = {}
         self.paused: set[int] = set()
         self.migrations: list[MigrationLog] = []
-        self.counts = {k: 0 for k in ALL_KINDS}
+        self.counts = dict.fromkeys(ACTION_KINDS, 0)  # every kind, so a new one is counted without a KeyError
         self.events: list[tuple[float, str]] = []
         self._cpu_sample: dict[int, tuple[int, float, float]] = {}
         self._port = 0
@@ -400,7 +408,7 @@ class QemuBackend:
     def capabilities(self) -> Capabilities:
         return Capabilities("qemu", kinds=ALL_KINDS,
                             reversible=("MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn", "PowerOff",
-                                        "SplitDomain", "ResizeDomain"),
+                                        "SplitDomain", "ResizeDomain", "ResizeGuest"),
                             simulated=False, interval_s=self.spec.interval_s, start_s=0.0, max_concurrent=1)
 
     def now(self) -> float:
@@ -478,6 +486,9 @@ class QemuBackend:
                         return Receipt(False, f"cgroups refused the undo: {exc}", state.now, self.now())
                     self.state = new
                 return Receipt(ok, reason, state.now, self.now())
+            undo = getattr(self, f"_undo_{a.kind}", None)
+            if undo is not None:
+                return undo(state, a, before)
             return Receipt(False, f"{a.kind} cannot be reverted", state.now, state.now)
 
     # ------------------------------------------------------------------ what the loop may also use
@@ -776,6 +787,67 @@ class QemuBackend:
             guest.qmp.execute("stop")
             self.paused.add(g)
         return new, {"paused": inside, "until": new.domains[a.domain].patch_until}
+
+    def _do_ResizeGuest(self, state, new, a: ResizeGuest):
+        """A guest's reservation: its memory through the virtio balloon; its CPU as the domain's admission.
+
+        Guests share their domain's groups on this backend (there is no cgroup
+        per guest), so the CFS quota and memory limit the kernel enforces are
+        the domain's, and a resize leaves them as they are: the CPU
+        reservation is what the controller admits into the domain (the
+        mirror's booking), and says so in the receipt. Memory is real: the
+        guest's RAM is set with QMP ``balloon`` to the new reservation minus
+        QEMU's own overhead and must lie between ``BALLOON_FLOOR_MIB`` (below
+        it the guest kernel runs out) and the RAM the guest booted with (``-m``:
+        no memory hot-plug here). The guest's driver gives pages back on its
+        own time: ``query-balloon`` is read until it shows the target; if it
+        does not within ``BALLOON_WAIT_S`` the balloon is set back and the
+        action refused.
+        """
+        g, was_mb = a.guest, float(state.guest_reserve[a.guest, 1])
+        details = {"cpu": "admission only: the guest shares its domain's CFS quota"}
+        if abs(float(a.mem_mb) - was_mb) <= 1e-6:
+            return new, details
+        guest, overhead = self._live(g), self.spec.qemu_overhead_mb
+        booted = self.spec.guests[g].memory_mib
+        target = float(a.mem_mb) - overhead
+        if target > booted + 1e-6:
+            raise _Refuse(f"guest {g} booted with {booted} MiB and this backend does not hot-plug memory: "
+                          f"at most {booted + overhead:g} MB, not {float(a.mem_mb):g}")
+        if target < BALLOON_FLOOR_MIB:
+            raise _Refuse(f"guest {g} needs at least {BALLOON_FLOOR_MIB} MiB of RAM ({BALLOON_FLOOR_MIB + overhead:g} "
+                          f"MB with QEMU's overhead), not {float(a.mem_mb):g} MB")
+        try:
+            actual = self._balloon(guest, int(round(target * MIB)))
+        except QMPError as exc:
+            raise _Refuse(f"the balloon of guest {g} refused: {exc}") from exc
+        if abs(actual - target * MIB) > MIB:  # not there in time: give the guest back what it had
+            try:
+                self._balloon(guest, int(round((was_mb - overhead) * MIB)))
+            except QMPError:
+                pass  # the refusal below says what happened; observe() sees the guest as it is
+            raise _Refuse(f"the balloon of guest {g} reached {actual / MIB:.0f} MiB, not {target:g} MiB, "
+                          f"within {BALLOON_WAIT_S:g} s")
+        return new, {**details, "balloon_mib": round(actual / MIB, 1)}
+
+    def _balloon(self, guest: QemuGuest, target_bytes: int) -> int:
+        """Ask the guest's balloon for ``target_bytes`` of RAM; the RAM it has once there (or when time ran out)."""
+        guest.qmp.execute("balloon", {"value": target_bytes})
+        deadline = time.monotonic() + BALLOON_WAIT_S
+        while True:
+            actual = int(guest.qmp.execute("query-balloon")["actual"])
+            if abs(actual - target_bytes) <= MIB or time.monotonic() > deadline:
+                return actual
+            time.sleep(0.05)
+
+    def _undo_ResizeGuest(self, state, a: ResizeGuest, before: dict) -> Receipt:
+        # the kind's own revert decides on the mirror whether there is anything to undo; a real undo
+        # is the resize back, balloon included
+        new, ok, reason = a.revert(state, before)
+        if not ok or new is state:
+            return Receipt(ok, reason, state.now, state.now)
+        was = before["guest_reserve"]
+        return self.execute(ResizeGuest(a.guest, was[0], was[1], reason="revert of ResizeGuest"))
 
     def _do_PowerOn(self, state, new, a):
         return new, {}
