@@ -20,7 +20,7 @@ not add their peaks.
 Forecasters (:data:`FORECASTERS`, ``presplit simulate --forecaster NAME``):
 
 * ``outlook`` -- the window quantile plus short-term trend of the summed
-  observed series (:mod:`presplit.policies.presplit.outlook`); rows are the
+  observed series (:mod:`presplit.forecast.outlook`); rows are the
   last ``window`` samples. presplit's forecaster since the start.
 * ``reactive`` -- the last observed value, no margin (what a reactive
   controller acts on).
@@ -101,7 +101,7 @@ class Outlook:
     simulation_only: bool = False
 
     def at(self, history, step, *, future=None):
-        from presplit.policies.presplit.outlook import OutlookParams, upper
+        from presplit.forecast.outlook import OutlookParams, upper
 
         params = OutlookParams(window=self.window, quantile=self.level, lead_steps=1.0,
                                trend_samples=self.trend_samples)
@@ -194,7 +194,7 @@ class ModelForecaster:
             peak = rows[..., :h].max(axis=-1)
             if n_err == 0:
                 return peak
-            from presplit.policies.presplit.outlook import quantile_last_axis
+            from presplit.forecast.outlook import quantile_last_axis
 
             return peak + np.maximum(quantile_last_axis(rows[..., h:], level), 0.0)
 
