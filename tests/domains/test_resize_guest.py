@@ -120,3 +120,32 @@ def test_ordering_a_growth_waits_for_room_and_a_shrink_frees_it():
     assert plan.actions[1].deps == (0,), "a placement waits for the room a shrink frees"
     plan = order_actions([ResizeGuest(0, 1000.0, 2048.0), ResizeGuest(1, 1000.0, 2048.0)], state=state)
     assert plan.actions[1].deps == (), "resizes of different guests on different hosts run together"
+
+
+def test_the_simulated_world_does_it_through_the_kind_and_keeps_it_across_a_reopen(tmp_path):
+    """Nothing in backends/sim_world.py knows ResizeGuest: execute and revert go through the kind."""
+    import numpy as np
+
+    from presplit.backends.sim_world import SimWorld
+    from presplit.sim.domain_engine import DomainWorkload
+
+    state = _placed()
+    work = DomainWorkload(np.full((2, 4), 0.2), None, np.zeros(2, np.int64), 300.0)
+    world = SimWorld(tmp_path / "world.db", initial=state, workload=work)
+    try:
+        action = ResizeGuest(0, 1000.0, 2048.0, reason="right-size")
+        before = action.capture(world.observe())
+        r = world.execute(action)
+        assert r.ok, r.reason
+        assert world.observe().guest_reserve[0].tolist() == [1000.0, 2048.0]
+        assert action.postcondition(world.observe(), before)[0] == Verdict.DONE
+    finally:
+        world.close()
+    world = SimWorld(tmp_path / "world.db", initial=state, workload=work)  # what the store kept
+    try:
+        assert world.observe().reserved[0].tolist() == [3000.0, 6144.0]
+        r = world.revert(action, before)
+        assert r.ok and r.reason == "undone by ResizeGuest"
+        assert world.observe().guest_reserve[0].tolist() == [2000.0, 4096.0] and violations(world.observe()) == []
+    finally:
+        world.close()
