@@ -28,6 +28,8 @@ from typing import Any
 from presplit.errors import InputError
 from presplit.model.domains import DomainModel, Service
 from presplit.model.hardware import PowerModel
+from presplit.yamlfile import FileFormatError
+from presplit.yamlfile import yaml_mapping as read_yaml_mapping
 
 MISSING = object()
 TOP_KEYS = {"name", "description", "engine", "preset", "model", "base", "interval_s", "horizon", "start", "hosts",
@@ -47,17 +49,8 @@ FEED_KEYS = {"trace", "cpu_overcommit", "target_peak_load", "replicas", "max_ram
 ARRIVALS = ("at-start", "first-nonzero")
 
 
-class ScenarioFileError(InputError):
-    """``file: key.path: message (expected ...)``."""
-
-    def __init__(self, file: str | Path, key: str, message: str, expected: str | None = None) -> None:
-        self.file, self.key, self.message, self.expected = str(file), key, message, expected
-        text = f"{file}: {key or '(top level)'}: {message}"
-        super().__init__(text + (f" (expected {expected})" if expected else ""))
-
-    def __reduce__(self):
-        # Rebuilt from its parts across processes (``--jobs N``), not from the formatted text.
-        return type(self), (self.file, self.key, self.message, self.expected)
+class ScenarioFileError(FileFormatError):
+    """``file: key.path: message (expected ...)`` about a scenario file."""
 
 
 class ScenarioTraceError(ScenarioFileError):
@@ -179,39 +172,9 @@ def read_yaml(path: Path, *, seen: tuple = ()) -> dict:
     return _merge(read_yaml(base_path, seen=(*seen, path.resolve())), data)
 
 
-MAX_SCENARIO_BYTES = 10 * 2**20  # scenario files are a few KB; anything this large is not one
-
-
 def yaml_mapping(path: Path) -> dict:
-    """The top-level mapping of one YAML file, or a ScenarioFileError saying why it is not one."""
-    import yaml
-
-    size = path.stat().st_size
-    if size > MAX_SCENARIO_BYTES:
-        raise ScenarioFileError(path, "", f"{size:,} bytes: too large for a scenario file",
-                                "a YAML scenario file of a few KB")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ScenarioFileError(path, "", f"not a UTF-8 YAML file (byte {exc.start} is {raw[exc.start]:#04x}; "
-                                "binary data?)", "a YAML scenario file") from None
-    if "\x00" in text:
-        raise ScenarioFileError(path, "", f"not a YAML file (NUL byte at offset {text.index(chr(0))}; binary data?)",
-                                "a YAML scenario file")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioFileError(path, "", f"not valid YAML{where}: {problem}", "a YAML scenario file") from None
-    except RecursionError:
-        raise ScenarioFileError(path, "", "not valid YAML: nested too deeply", "a YAML scenario file") from None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"{type(data).__name__} at top level"
-        raise ScenarioFileError(path, "", got, "a mapping of scenario keys (name, engine, hosts, guests, ...)")
-    return data
+    """The top-level mapping of one YAML scenario file, or a ScenarioFileError saying why it is not one."""
+    return read_yaml_mapping(path, error=ScenarioFileError)
 
 
 def check_numbers(path: Path, data: Any, where: str = "") -> None:

@@ -57,6 +57,7 @@ from presplit.plan.failures import (
     DetectFailure, DomainCrash, HostCrash, LinkFailure, LinkRepair, MigrationFailure, host_targets, link_targets,
     pick_domain,
 )
+from presplit.yamlfile import FileFormatError, yaml_mapping
 
 KINDS = ("host", "domain", "link")  # rate kinds, in the order their random streams are numbered
 RATE_KEYS = (*KINDS, "migration", "seed", "host_repair", "domain_restart", "link_repair", "guest_boot")
@@ -282,11 +283,9 @@ def parse_failures(text: str, option: str = "--failures") -> FailureSpec:
     looks_like_file = path.suffix.lower() in (".yaml", ".yml", ".json") or "=" not in raw
     try:
         if path.is_file():
-            from presplit.scenarios.loader import ScenarioFileError, yaml_mapping
-
             try:
-                data = yaml_mapping(path)
-            except ScenarioFileError as exc:
+                data = yaml_mapping(path, what="failures", keys="failure keys (host, domain, link, seed, events, ...)")
+            except FileFormatError as exc:
                 raise InputError(f"{option} {raw}: {exc.message}"
                                  + (f" (expected {exc.expected})" if exc.expected else "")) from None
             section = data.get("failures", data) if set(data) <= {"failures"} else data
