@@ -90,11 +90,11 @@ def restart_order(state: ClusterState, guests: np.ndarray, priorities=()) -> np.
 
 def outlook(forecasts):
     """The upper bound of a row (or a sum of rows) of ``forecasts.recent()``: the feed's own ``bound`` when it
-    has one (a decision forecaster), else the observed outlook (:func:`presplit.policies.presplit.outlook.upper`)."""
+    has one (a decision forecaster), else the observed outlook (:func:`presplit.forecast.outlook.upper`)."""
     bound = getattr(forecasts, "bound", None)
     if callable(bound):
         return bound
-    from presplit.policies.presplit.outlook import upper
+    from presplit.forecast.outlook import upper
 
     return lambda rows: upper(rows, forecasts.params)
 
@@ -186,7 +186,7 @@ def restart_by_forecast(state: ClusterState, forecasts, *, detection_s: float = 
                         priorities=()) -> tuple[list[Action], ClusterState]:
     """presplit: each detected guest where the forecast CPU headroom after the restart is largest (see the
     module docstring for the order of preference)."""
-    from presplit.policies.presplit.outlook import group_series
+    from presplit.forecast.outlook import group_series
 
     guests = restart_order(state, detected(state, detection_s), priorities)
     actions: list[Action] = []
@@ -315,7 +315,7 @@ def failover_reserve(state: ClusterState, forecasts, *, hosts_lost: int = 1, tar
     """presplit's admission control: (hosts to wake, empty hosts to keep on) so every rack keeps room to
     restart its ``hosts_lost`` worst hosts' guests (see the module docstring). The actions are valid on
     ``state`` in order."""
-    from presplit.policies.presplit.outlook import group_series
+    from presplit.forecast.outlook import group_series
 
     if hosts_lost <= 0:
         return [], set()
