@@ -27,11 +27,11 @@ import numpy as np
 from presplit.model.cluster import ClusterState
 from presplit.model.domains import DOWN, MIGRATING, RUNNING
 from presplit.plan.actions import Action, ActionRefused, Cost
-from presplit.plan.actions.base import EPS, apply_action
+from presplit.plan.actions.base import apply_action
 from presplit.plan.actions.migrate_guest import MIGRATION_J_FIXED, MIGRATION_J_PER_MB, PreCopy, precopy
 from presplit.plan.actions.set_migration_share import MIN_SHARE
 
-__all__ = ["EPS", "MIGRATION_J_FIXED", "MIGRATION_J_PER_MB", "MIN_SHARE", "PreCopy", "action_cost", "advance",
+__all__ = ["MIGRATION_J_FIXED", "MIGRATION_J_PER_MB", "MIN_SHARE", "PreCopy", "action_cost", "advance",
            "apply_action", "precopy"]
 
 

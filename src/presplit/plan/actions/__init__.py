@@ -46,7 +46,6 @@ from presplit.plan.actions.base import (
     Touch,
     Verdict,
     apply_action,
-    is_kind,
     register,
 )
 from presplit.plan.actions.split_domain import SplitDomain
@@ -68,7 +67,7 @@ REVERSIBLE_KINDS: tuple[str, ...] = tuple(name for name, cls in KINDS.items() if
 __all__ = [
     "ACTION_KINDS", "KINDS", "REVERSIBLE_KINDS",
     "Action", "ActionOutcome", "ActionRefused", "Cost", "Refused", "Touch", "Verdict",
-    "apply_action", "is_kind", "register",
+    "apply_action", "register",
     "MergeDomains", "MigrateGuest", "MoveGuest", "PatchDomain", "PlaceGuest", "PowerOff", "PowerOn",
     "ResizeDomain", "ResizeGuest", "RestartGuest", "SetMigrationShare", "SplitDomain",
 ]

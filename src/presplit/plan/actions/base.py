@@ -148,11 +148,6 @@ def register(cls: type[Action]) -> type[Action]:
     return cls
 
 
-def is_kind(action) -> bool:
-    """``action`` is an instance of a registered kind."""
-    return KINDS.get(type(action).__name__) is type(action)
-
-
 # ----------------------------------------------------------------- the one dispatch
 def apply_action(state: ClusterState, action: Action):
     """Apply ``action`` at ``state.now`` through its kind: (new state, ActionOutcome) or (same state, ActionRefused)."""
