@@ -136,3 +136,13 @@ def test_build_policy_gives_the_forecaster(small_days):
     spec = RunSpec("d", "/x", None, "cloudsim", "presplit", (("target", 0.9),))
     assert build_policy(spec).forecaster_name is None
     assert build_policy(dataclasses.replace(spec, forecaster="oracle")).forecaster_name == "oracle"
+
+
+def test_presplit_consolidate_sweeps_like_presplit_and_bad_option_values_are_refused():
+    specs = expand_runs(["presplit-consolidate"], [("calibrate", ["off", "pack"]), ("calibrate_level", [0.8])],
+                        [("d", "/x", None)], forecasters=["baseline-autopilot-1h"])
+    assert [s.label for s in specs] == [
+        "presplit-consolidate[calibrate=off,calibrate_level=0.8] [baseline-autopilot-1h]",
+        "presplit-consolidate[calibrate=pack,calibrate_level=0.8] [baseline-autopilot-1h]"]
+    with pytest.raises(SweepError, match="--param: presplit relief_cost 'cheap': expected one of ram, demand"):
+        expand_runs(["presplit"], [("relief_cost", ["cheap"])], [("d", "/x", None)])

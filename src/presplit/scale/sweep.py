@@ -66,6 +66,7 @@ PARTS_SUFFIX = ".parts"
 KEY_COLUMNS = ("trace", "policy", "params", "forecaster")
 DEFAULT_FORECASTER = "outlook"  # what a policy that takes a forecaster decides on when given none
 NO_FORECASTER = "none"  # the forecaster column of a policy that decides on no forecast
+PRESPLIT_NAMES = ("presplit", "presplit-consolidate")  # the CloudSim-engine presplit, by either of its names
 VOLATILE_COLUMNS = ("wall_s", "peak_rss_mb")  # depend on the machine, not on the run
 
 
@@ -131,7 +132,7 @@ def accepted_params(policy: str) -> dict:
     from presplit.policies.params import parameters
     from presplit.policies.registry import DETECTORS
 
-    if policy == "presplit":
+    if policy in PRESPLIT_NAMES:
         return _presplit_fields()
     plugin = _plugin(policy)
     if plugin is not None:
@@ -197,10 +198,10 @@ def split_policy(name: str) -> tuple[str, dict]:
         raise SweepError(f"policy {name!r} runs on the domain engine; the sweep runs CloudSim-engine "
                          "policies: npa, dvfs, presplit or DETECTOR-SELECTOR[:PARAM] (e.g. lr-mmt:1.2)")
     if key.startswith("presplit"):
-        if key != "presplit":
+        if key not in PRESPLIT_NAMES:
             raise SweepError(f"unknown policy {name!r}: presplit takes its parameters from --param "
                              "(e.g. --policy presplit --param target=0.85,0.9)")
-        return "presplit", {}
+        return key, {}
     try:
         make_policy(key)
     except PolicyError as exc:
@@ -344,7 +345,7 @@ def _build_policy(spec: RunSpec):
         except ArgumentError as exc:
             raise SweepError(f"--param {exc.key}: {exc.message}" + (f" (expected {exc.expected})"
                                                                      if exc.expected else "")) from None
-    if spec.policy == "presplit":
+    if spec.policy in PRESPLIT_NAMES:
         from presplit.policies.presplit.consolidation import ConsolidationParams, PredictiveConsolidation
 
         base = ConsolidationParams()
@@ -352,7 +353,10 @@ def _build_policy(spec: RunSpec):
         outlook = {k.removeprefix("outlook."): v for k, v in spec.params if k.startswith("outlook.")}
         if top.get("mode", "window") not in ("window", "next"):
             raise SweepError(f"--param mode: presplit expects window or next, got {top['mode']!r}")
-        params = dataclasses.replace(base, **top, outlook=dataclasses.replace(base.outlook, **outlook))
+        try:
+            params = dataclasses.replace(base, **top, outlook=dataclasses.replace(base.outlook, **outlook))
+        except ValueError as exc:
+            raise SweepError(f"--param: {spec.policy} {exc}") from None
         return PredictiveConsolidation(params)
     name = spec.label  # lr-mmt:1.2 is exactly the registry's spelling
     try:

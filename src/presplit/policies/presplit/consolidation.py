@@ -23,6 +23,13 @@ faster than its guest dirties memory (a host is drained only when all its
 guests can leave in one step).
 
 Every move carries its reason and the numbers behind it (``self.decisions``).
+
+Options measured for issue 12 (``docs/prediction-results.md``), each off by
+default so the defaults are the behaviour above: ``calibrate`` (destinations
+judged on host bounds calibrated online over the decision horizon,
+:mod:`calibration`), ``relief_cost`` (relieve a hot host by the guest whose
+copy degrades the least demand per unit of bound removed), ``place`` and
+``fit_test`` (placement that uses time, :mod:`complementarity`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,46 @@ class ConsolidationParams:
     max_per_host: int = 8       # migrations into one host per step, and out of a relieved host (vMotion's limit)
     mode: str = "window"        # outlook: window quantile over the hold horizon ("window") or next step
     outlook: OutlookParams = field(default_factory=OutlookParams)
+    # Online calibration of host bounds over the decision horizon (calibration.py): "off" (today's
+    # behaviour), "all" (every decision uses the calibrated bound) or "pack" (only where guests are put:
+    # placement and drains; the relief line stays on the forecaster's own bound).
+    calibrate: str = "off"
+    calibrate_window: int = 72   # ticks of host scores the conformal quantile is taken over (6 h)
+    calibrate_gamma: float = 0.0  # adaptive conformal inference step on the level (0: plain sliding window)
+    calibrate_level: float = 0.0  # share of host-horizons the calibrated bound covers (0: outlook.quantile)
+    # What a host's miss is measured in: "ratio" (relative to its bound: bound x (1 + margin)) or "spread"
+    # (in units of the host's observed demand std over the outlook window: bound + margin x std).
+    calibrate_score: str = "ratio"
+    # What relieving a host by moving a guest costs, per unit of bound it removes: "ram" (the copy's
+    # length, today's rule) or "demand" (the copy's length times the demand it degrades meanwhile, what
+    # the migration adds to PDM: guests that are quiet now leave cheaply).
+    relief_cost: str = "ram"
+    # Which host a moved guest goes to among those its forecast fits (complementarity.py): "fit" (the host
+    # fullest after the move, today's rule), "host" (the host fullest before it: peaks that do not coincide
+    # are not counted against a host) or "complement" (the host whose upper bound the guest raises least,
+    # relative to the guest's own bound: peaks that do not coincide first; then fullest).
+    place: str = "fit"
+    # The fit test of a destination: "joint" (the bound of the host's and the guest's summed rows, today's:
+    # peaks that do not coincide do not add up) or "additive" (the host's bound plus the guest's, as a
+    # placer that ignores time would do; an ablation that measures what the joint test buys).
+    fit_test: str = "joint"
+
+    def __post_init__(self) -> None:
+        """Refuse values no decision can use (every default is today's behaviour)."""
+        choices = {"calibrate": ("off", "all", "pack"), "calibrate_score": ("ratio", "spread"),
+                   "relief_cost": ("ram", "demand"), "place": ("fit", "host", "complement", "fit-complement"),
+                   "fit_test": ("joint", "additive")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.calibrate == "all" and self.calibrate_score == "spread":
+            raise ValueError("calibrate all takes calibrate_score ratio (the relief line is judged on the "
+                             "forecaster's own bound there)")
+        if not 0.0 <= self.calibrate_level < 1.0:
+            raise ValueError(f"calibrate_level {self.calibrate_level!r}: expected 0 (the outlook's quantile) "
+                             "or a share in (0, 1)")
+        if self.calibrate_gamma < 0 or self.calibrate_window < 1:
+            raise ValueError("calibrate_gamma must be >= 0 and calibrate_window >= 1")
 
 
 @dataclass
@@ -71,6 +118,7 @@ class PredictiveConsolidation:
         # The decision forecaster (presplit.forecast.decision): None is the outlook of ``params``.
         self.forecaster_name = forecaster
         self._forecaster = None
+        self._calibrator = None  # HostCalibrator when params.calibrate is not "off"
 
     def horizon_steps(self, engine) -> int:
         """How far a decision looks: as long as it stands -- a moved guest stays put for the cool-down and
@@ -209,6 +257,26 @@ class PredictiveConsolidation:
         observed = e.history[:, :n_hist] * e.g_mips[:, None]          # MIPS, newest first
         g_series, bound, g_upper, said = self._forecast(e, observed, step)
         g_now = observed[:, 0]
+        raw_bound = bound
+        pack_bound = bound
+        h_obs = g_obs = None  # hosts' and guests' observed window (calibrate_score "spread")
+        cal = self._calibration(e)
+        if cal is not None:
+            cal.observe(g_now, e.n_hosts)
+            scale = cal.scale()
+            said = f"{said}, calibrated x{scale:.3f} over {cal.horizon} steps"
+
+            if p.calibrate_score == "spread":
+                win = max(1, min(p.outlook.window, observed.shape[1]))
+                g_obs = observed[:, :win]
+                h_obs = np.zeros((e.n_hosts, win))
+                np.add.at(h_obs, e.host_of[e.host_of >= 0], g_obs[e.host_of >= 0])
+            else:
+                def pack_bound(rows, _b=raw_bound, _s=scale):
+                    return _b(rows) * _s
+
+                if p.calibrate == "all":
+                    bound = pack_bound
         lists = [list(lst) for lst in e.lists]
         host_of = e.host_of.copy()
         h_series = np.zeros((e.n_hosts, g_series.shape[1]))
@@ -245,6 +313,14 @@ class PredictiveConsolidation:
             s = h_series[h_idx] if extra is None else h_series[h_idx] + extra[None, :]
             return bound(s)
 
+        def pack_upper(h_idx: np.ndarray, g: int | None = None) -> np.ndarray:
+            """The bound a destination is packed by (the calibrated one where calibration is on)."""
+            s = h_series[h_idx] if g is None else h_series[h_idx] + g_series[g][None, :]
+            if cal is not None and p.calibrate_score == "spread":
+                o = h_obs[h_idx] if g is None else h_obs[h_idx] + g_obs[g][None, :]
+                return cal.apply(raw_bound(s), o.std(axis=-1))
+            return pack_bound(s)
+
         undo: list[tuple] = []  # what each move changed, so a failed drain is taken back exactly
 
         def move(g: int, dst: int, reason: str, numbers: dict) -> None:
@@ -252,6 +328,9 @@ class PredictiveConsolidation:
             undo.append((g, src, dst, lists[src].index(g), busy_since[dst], last_move[g], received[dst]))
             h_series[src] -= g_series[g]
             h_series[dst] += g_series[g]
+            if h_obs is not None:
+                h_obs[src] -= g_obs[g]
+                h_obs[dst] += g_obs[g]
             h_now[src] -= g_now[g]
             h_now[dst] += g_now[g]
             lists[src].remove(g)
@@ -275,6 +354,9 @@ class PredictiveConsolidation:
                 g, src, dst, index, busy, last, got = undo.pop()
                 h_series[dst] -= g_series[g]
                 h_series[src] += g_series[g]
+                if h_obs is not None:
+                    h_obs[dst] -= g_obs[g]
+                    h_obs[src] += g_obs[g]
                 h_now[dst] -= g_now[g]
                 h_now[src] += g_now[g]
                 lists[dst].pop()  # it was appended last and later moves were taken back first
@@ -297,7 +379,10 @@ class PredictiveConsolidation:
             cand = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count > 0))
             alternatives = {}
             if len(cand):
-                u_after = host_upper(cand, g_series[g]) / cap[cand]
+                if p.fit_test == "additive":
+                    u_after = (pack_upper(cand) + pack_bound(g_series[g][None, :])[0]) / cap[cand]
+                else:
+                    u_after = pack_upper(cand, g) / cap[cand]
                 fits = u_after <= p.target
                 if fits.any():
                     c = cand[fits]
@@ -307,10 +392,16 @@ class PredictiveConsolidation:
                     # Best fit within the most efficient host class (watts per MIPS at full
                     # load), then the least power rise: filling the fullest host that still
                     # fits leaves the emptiest ones to be drained and switched off.
-                    order = np.lexsort((rise, -u_after[fits], cost[c]))
+                    if p.place == "fit":
+                        order = np.lexsort((rise, -u_after[fits], cost[c]))
+                    else:
+                        from presplit.policies.presplit.complementarity import placement_order
+
+                        order = placement_order(p.place, u_after[fits], pack_upper(c) / cap[c],
+                                                float(pack_bound(g_series[g][None, :])[0]) / cap[c], rise, cost[c])
                     best = int(c[order[0]])
                     alternatives = {"forecast_after": float(u_after[fits][order[0]]),
-                                    "candidates": int(len(c)), "rise_w": float(rise[order[0]])}
+                                    "candidates": int(len(c)), "rise_w": float(rise[order[0]]), "place": p.place}
                     return best, alternatives
             # Wake the most efficient switched-off host that can run the guest.
             off = np.flatnonzero(~exclude & (e.h_pe >= g_upper[g]) & (count == 0))
@@ -338,7 +429,10 @@ class PredictiveConsolidation:
                 u_without = bound(rest) / cap[h]
                 # Prefer guests not cooling down; among them the one whose leaving helps most per MB moved.
                 cooling = (step - last_move[guests]) < p.cooldown_steps
-                gain = (u_now - u_without) / e.g_ram[guests]
+                if p.relief_cost == "demand":
+                    gain = (u_now - u_without) / (e.g_ram[guests] * np.maximum(g_now[guests], 1.0))
+                else:
+                    gain = (u_now - u_without) / e.g_ram[guests]
                 gain = np.where(cooling, gain - 1e6, gain)
                 g = int(guests[np.argmax(gain)])
                 dst, numbers = best_target(g, no_target)
@@ -391,7 +485,25 @@ class PredictiveConsolidation:
             else:
                 no_target[h] = True
                 queue = []  # forecasts and holds changed: rank the rest again
+        if cal is not None:  # this tick's assignment and bounds, to be scored once the horizon has passed
+            on = count > 0
+            raw = np.zeros(e.n_hosts)
+            raw[on] = raw_bound(h_series[on])
+            cal.record(host_of, raw, None if h_obs is None else np.where(on, h_obs.std(axis=-1), 0.0))
         return moves
+
+    def _calibration(self, engine):
+        """The host-bound calibrator (params.calibrate), made at the first tick; None when off."""
+        p = self.p
+        if p.calibrate == "off":
+            return None
+        if self._calibrator is None:
+            from presplit.policies.presplit.calibration import HostCalibrator
+
+            level = p.calibrate_level if p.calibrate_level > 0 else p.outlook.quantile
+            self._calibrator = HostCalibrator(self.horizon_steps(engine), level=level,
+                                              window=p.calibrate_window, gamma=p.calibrate_gamma)
+        return self._calibrator
 
 
 def _ram_fits(need: np.ndarray, room: np.ndarray) -> bool:
