@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 
 from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V, conditions_for
 from presplit.apply.journal import Journal
-from presplit.backends.base import BackendError
-
-FAILED_STATES = {"failed", "reverted", "revert_failed"}
+from presplit.apply.status import FAILED_STATES, ActionStatus, PlanStatus
+from presplit.backends.base import BackendError, ReportsReady
 
 
 @dataclass
@@ -53,16 +52,16 @@ def submit_plan(journal: Journal, plan, state=None, *, tick: float = 0.0, dry_ru
     return journal.record_plan(plan, tick=tick, dry_run=dry_run, source=source)
 
 
-def plan_status(statuses) -> str:
+def plan_status(statuses) -> PlanStatus:
     """succeeded only if every action succeeded; failures outrank cancellation."""
     c = Counter(statuses)
-    if not c or c["succeeded"] == sum(c.values()):
-        return "succeeded"
-    if any(c[s] for s in FAILED_STATES) or c["skipped"]:
-        return "partially_failed" if c["succeeded"] else "failed"
-    if c["cancelled"]:
-        return "cancelled"
-    return "running"
+    if not c or c[ActionStatus.SUCCEEDED] == sum(c.values()):
+        return PlanStatus.SUCCEEDED
+    if any(c[s] for s in FAILED_STATES) or c[ActionStatus.SKIPPED]:
+        return PlanStatus.PARTIALLY_FAILED if c[ActionStatus.SUCCEEDED] else PlanStatus.FAILED
+    if c[ActionStatus.CANCELLED]:
+        return PlanStatus.CANCELLED
+    return PlanStatus.RUNNING
 
 
 class Applier:
@@ -92,7 +91,7 @@ class Applier:
         dependents = plan.dependents()
         lim = plan.limits
         total_cap = min(x for x in (lim.total, self.backend_cap, 1 << 30) if x is not None)
-        running: dict[int, float] = {i: self.clock.now() for i, s in status.items() if s == "started"}
+        running: dict[int, float] = {i: self.clock.now() for i, s in status.items() if s == ActionStatus.STARTED}
         started_at = dict.fromkeys(running, self.clock.now())
         look = not self._resume(plan_id, by_idx, running, started_at)
         broken: str | None = None
@@ -106,7 +105,7 @@ class Applier:
                 a = by_idx[i].action
                 verdict, why = self.cond.postcondition(state, a, before.get(i, {}))
                 if verdict == DONE:
-                    self._mark(plan_id, i, status, "succeeded", event="finished", detail=why)
+                    self._mark(plan_id, i, status, ActionStatus.SUCCEEDED, event="finished", detail=why)
                     just_done.append(i)
                 elif verdict == PENDING_V and self.clock.now() - started_at[i] <= self.timeout:
                     continue
@@ -120,7 +119,7 @@ class Applier:
                 problems = [p for p in self.cond.invariants(state) if p not in baseline]
                 if problems:
                     text = "; ".join(problems)
-                    self.journal.mark(plan_id, -1, "failed", event="invariant_violation", detail=text)
+                    self.journal.mark(plan_id, -1, ActionStatus.FAILED, event="invariant_violation", detail=text)
                     # The actions that completed in this observation broke it: they fail and are reverted,
                     # so the plan's status follows its actions. Launching stops if the world stays broken.
                     for i in just_done:
@@ -140,13 +139,13 @@ class Applier:
             look = True
         self._skip_dependents(plan_id, status, dependents)
         for i, s in status.items():
-            if s == "planned":
-                self._mark(plan_id, i, status, "cancelled",
+            if s == ActionStatus.PLANNED:
+                self._mark(plan_id, i, status, ActionStatus.CANCELLED,
                            detail="plan stopped: " + ("cancel requested" if self.cancelled else "invariant violated"
                                                       if broken else "not reachable"))
         final = plan_status(status.values())
-        if broken and final == "succeeded":  # a violation no completed action can be blamed for
-            final = "failed"
+        if broken and final == PlanStatus.SUCCEEDED:  # a violation no completed action can be blamed for
+            final = PlanStatus.FAILED
         failed = [(i, by_idx[i].action.kind, s) for i, s in sorted(status.items()) if s in FAILED_STATES]
         counts = dict(Counter(status.values()))
         summary = {"counts": counts, "failed": [f[0] for f in failed]}
@@ -163,11 +162,10 @@ class Applier:
         when the restart cut a wave of launches short (the world has not moved since the plan's last launch):
         the resumed run then completes the wave before it looks again, as the one that died would have.
         Without ``ready_at`` nothing changes (a running action is polled)."""
-        ready_at = getattr(self.backend, "ready_at", None)
-        if not running or not callable(ready_at):
+        if not running or not isinstance(self.backend, ReportsReady):
             return False
         for i in running:
-            r = ready_at(by_idx[i].action)
+            r = self.backend.ready_at(by_idx[i].action)
             if r is not None:
                 running[i] = r
         starts = {e["idx"]: e["t"] for e in self.journal.events(plan_id) if e["event"] == "started"
@@ -178,7 +176,8 @@ class Applier:
 
     # ------------------------------------------------------------ steps
     def _launchable(self, plan, status) -> bool:
-        return any(status[pa.index] == "planned" and all(status[d] == "succeeded" for d in pa.deps)
+        return any(status[pa.index] == ActionStatus.PLANNED
+                   and all(status[d] == ActionStatus.SUCCEEDED for d in pa.deps)
                    for pa in plan.actions)
 
     def _launch(self, plan_id, plan, status, before, running, started_at, state, total_cap):
@@ -194,7 +193,7 @@ class Applier:
             if len(running) >= total_cap or self.cancelled:
                 break
             i = pa.index
-            if status[i] != "planned" or any(status[d] != "succeeded" for d in pa.deps):
+            if status[i] != ActionStatus.PLANNED or any(status[d] != ActionStatus.SUCCEEDED for d in pa.deps):
                 continue
             if lim.per_host is not None and any(per_host[h] >= lim.per_host for h in pa.hosts):
                 continue
@@ -202,10 +201,11 @@ class Applier:
                 continue
             why = self.cond.precondition(state, pa.action)
             if why is not None:
-                self._mark(plan_id, i, status, "failed", event="precondition_failed", error=f"pre-condition: {why}")
+                self._mark(plan_id, i, status, ActionStatus.FAILED, event="precondition_failed",
+                           error=f"pre-condition: {why}")
                 continue
             before[i] = self.cond.capture(state, pa.action)
-            self._mark(plan_id, i, status, "started", before=before[i])
+            self._mark(plan_id, i, status, ActionStatus.STARTED, before=before[i])
             try:
                 receipt = self.backend.execute(pa.action)
                 error = None if receipt.ok else f"refused: {receipt.reason}"
@@ -234,30 +234,32 @@ class Applier:
             self.clock.sleep_until(min(max(due, now + 0.01), now + self.poll_s))
 
     def _skip_dependents(self, plan_id, status, dependents) -> None:
-        bad = [i for i, s in status.items() if s in FAILED_STATES or s in ("skipped", "cancelled")]
+        bad = [i for i, s in status.items()
+               if s in FAILED_STATES or s in (ActionStatus.SKIPPED, ActionStatus.CANCELLED)]
         while bad:
             i = bad.pop()
             for j in dependents.get(i, ()):
-                if status[j] == "planned":
-                    self._mark(plan_id, j, status, "skipped", detail=f"depends on action {i}, which did not succeed")
+                if status[j] == ActionStatus.PLANNED:
+                    self._mark(plan_id, j, status, ActionStatus.SKIPPED, detail=f"depends on action {i}, which did not succeed")
                     bad.append(j)
 
     def _fail(self, plan_id, i, action, status, before, why, state, verdict) -> None:
-        self._mark(plan_id, i, status, "failed", error=why)
+        self._mark(plan_id, i, status, ActionStatus.FAILED, error=why)
         if verdict is None:
             verdict, _ = self.cond.postcondition(state, action, before.get(i, {}))
         if verdict == NOT_RUN:
             return  # nothing happened in the world: nothing to revert
         if action.kind not in self.reversible:
-            self._mark(plan_id, i, status, "revert_failed", detail=f"{action.kind} cannot be reverted")
+            self._mark(plan_id, i, status, ActionStatus.REVERT_FAILED, detail=f"{action.kind} cannot be reverted")
             return
-        self._mark(plan_id, i, status, "reverting")
+        self._mark(plan_id, i, status, ActionStatus.REVERTING)
         try:
             r = self.backend.revert(action, before.get(i, {}))
             ok, reason = r.ok, r.reason
         except BackendError as exc:
             ok, reason = False, str(exc)
-        self._mark(plan_id, i, status, "reverted" if ok else "revert_failed", detail=reason or None)
+        self._mark(plan_id, i, status, ActionStatus.REVERTED if ok else ActionStatus.REVERT_FAILED,
+                   detail=reason or None)
 
     def _mark(self, plan_id, i, status, new, **kw) -> None:
         status[i] = new

@@ -13,6 +13,7 @@ its dependencies, its status, what the world looked like before it ran),
 reverted, skipped, cancelled, reconciled -- what an operator reads after a
 crash) and ``meta`` (controller key/values: last tick, last observed state).
 
+Statuses are :mod:`presplit.apply.status`'s enums, written as their text.
 Action statuses: ``planned`` -> ``started`` -> ``succeeded`` | ``failed``
 (-> ``reverting`` -> ``reverted`` | ``revert_failed``); ``planned`` ->
 ``skipped`` (a dependency failed) | ``cancelled``; ``recommended`` in dry-run
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from presplit.apply.status import TERMINAL, ActionStatus, PlanStatus
 from presplit.plan.codec import decode_action, dumps, encode_action, loads
 from presplit.errors import StoreError
 from presplit.plan.ordering import ActionPlan, Limits, PlannedAction
@@ -65,7 +67,6 @@ _MARK = sa.text(
     "started_at = COALESCE(:started_at, started_at), finished_at = COALESCE(:finished_at, finished_at) "
     "WHERE plan_id = :pid AND idx = :idx")
 _EVENT = sa.text("INSERT INTO events (plan_id, idx, event, at, t, detail) VALUES (:pid, :idx, :event, :at, :t, :detail)")
-TERMINAL = {"succeeded", "failed", "reverted", "revert_failed", "skipped", "cancelled", "recommended"}
 
 
 def normalise_url(url: str) -> str:
@@ -192,7 +193,7 @@ class Journal:
         ever sees the newest recommendation of a source as open.
         """
         now = time.time()
-        status = "recommended" if dry_run else "running"
+        status = str(PlanStatus.RECOMMENDED if dry_run else PlanStatus.RUNNING)
         lim = {k: getattr(plan.limits, k) for k in ("per_host", "per_link", "total")}
         with self.engine.begin() as conn:
             pid = conn.execute(plans.insert().values(
@@ -203,7 +204,8 @@ class Journal:
                     {"plan_id": pid, "idx": pa.index, "kind": pa.action.kind, "action": dumps(encode_action(pa.action)),
                      "deps": dumps(pa.deps), "hosts": dumps(pa.hosts),
                      "link": dumps(pa.link) if pa.link is not None else None,
-                     "status": "recommended" if dry_run else "planned"} for pa in plan.actions])
+                     "status": str(ActionStatus.RECOMMENDED if dry_run else ActionStatus.PLANNED)}
+                    for pa in plan.actions])
                 conn.execute(events.insert(), [{"plan_id": pid, "idx": pa.index, "event": "intent", "at": now,
                                                 "t": tick, "detail": pa.action.reason} for pa in plan.actions])
             if dry_run and supersede:
@@ -218,12 +220,13 @@ class Journal:
         # FOR UPDATE (PostgreSQL; SQLite has the database's write lock already, taken by the insert above):
         # an approval racing this one waits, then finds the plan superseded.
         old = [int(r[0]) for r in conn.execute(
-            sa.select(plans.c.id).where(plans.c.status == "recommended", plans.c.source == source, plans.c.id != pid)
+            sa.select(plans.c.id).where(plans.c.status == str(PlanStatus.RECOMMENDED), plans.c.source == source,
+                                        plans.c.id != pid)
             .order_by(plans.c.id).with_for_update())]
         for oid in old:
-            conn.execute(plans.update().where(plans.c.id == oid, plans.c.status == "recommended")
-                         .values(status="superseded", finished_at=now))
-            _move_actions(conn, oid, "recommended", "cancelled", "superseded",
+            conn.execute(plans.update().where(plans.c.id == oid, plans.c.status == str(PlanStatus.RECOMMENDED))
+                         .values(status=str(PlanStatus.SUPERSEDED), finished_at=now))
+            _move_actions(conn, oid, ActionStatus.RECOMMENDED, ActionStatus.CANCELLED, "superseded",
                           f"superseded by plan {pid} (t={tick:g})", now, tick)
             summary = {"counts": _counts(conn, oid), "superseded_by": pid, "superseded_at": tick}
             conn.execute(plans.update().where(plans.c.id == oid).values(summary=dumps(summary)))
@@ -243,9 +246,10 @@ class Journal:
         so of a decision, another decision and a newer recommendation (``supersede``) only one wins.
         """
         now = time.time()
-        frm = "recommended" if was == "recommended" else "planned"
-        to = "planned" if status == "running" else "cancelled"
-        closed = status != "running"
+        status, was = str(status), str(was)  # the journal holds text, whichever way the caller spelt it
+        frm = ActionStatus.RECOMMENDED if was == PlanStatus.RECOMMENDED else ActionStatus.PLANNED
+        to = ActionStatus.PLANNED if status == PlanStatus.RUNNING else ActionStatus.CANCELLED
+        closed = status != PlanStatus.RUNNING
         with self.engine.begin() as conn:
             vals: dict = {"status": status}
             if closed:
@@ -265,8 +269,9 @@ class Journal:
              before: dict | None = None, error: str | None = None, detail: str | None = None) -> None:
         """Set an action's status and append its event, in one transaction."""
         now = time.time()
+        status = str(status)
         params = {"pid": plan_id, "idx": idx, "status": status, "before": dumps(before) if before is not None else None,
-                  "error": error, "started_at": now if status == "started" else None,
+                  "error": error, "started_at": now if status == ActionStatus.STARTED else None,
                   "finished_at": now if status in TERMINAL else None, "event": event or status, "at": now, "t": t,
                   "detail": detail if detail is not None else error}
         # Pre-built text statements: this runs twice per action, and building Core statements
@@ -276,6 +281,7 @@ class Journal:
             conn.execute(_EVENT, params)
 
     def finish_plan(self, plan_id: int, status: str, summary: dict) -> None:
+        status = str(status)
         with self.engine.begin() as conn:
             conn.execute(plans.update().where(plans.c.id == plan_id).values(
                 status=status, finished_at=time.time(), summary=dumps(summary)))
@@ -313,7 +319,8 @@ class Journal:
 
     def open_plans(self) -> list[int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(plans.c.id).where(plans.c.status == "running").order_by(plans.c.id))
+            rows = conn.execute(sa.select(plans.c.id).where(plans.c.status == str(PlanStatus.RUNNING))
+                                .order_by(plans.c.id))
             return [int(r[0]) for r in rows]
 
     def load_plan(self, plan_id: int) -> JournalPlan:
@@ -395,10 +402,11 @@ class JournalHistory:
 def _move_actions(conn, plan_id: int, frm: str, to: str, event: str, detail: str | None, now: float,
                   t: float | None) -> int:
     """Every action of the plan in status ``frm`` to ``to``, each with its event (three statements, any size)."""
+    frm = str(frm)
     idx = [int(r[0]) for r in conn.execute(sa.select(actions.c.idx).where(actions.c.plan_id == plan_id,
                                                                          actions.c.status == frm))]
     if idx:
-        vals: dict = {"status": to}
+        vals: dict = {"status": str(to)}
         if to in TERMINAL:
             vals["finished_at"] = now
         conn.execute(actions.update().where(actions.c.plan_id == plan_id, actions.c.status == frm).values(**vals))

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 from presplit.apply.applier import Applier, PlanResult
 from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V
+from presplit.apply.status import ActionStatus
+from presplit.backends.base import ReportsReady
 
 
 @dataclass
@@ -47,7 +49,7 @@ def reconcile(applier: Applier, *, max_age_s: float | None = None, resume: bool 
     # A world that says when each action it carried out is ready (the simulated one) lets the resumed plan
     # wait as the applier that died would have: an action found done stays ``started`` and the resumed
     # applier takes it as done when it looks (see ``Applier._resume``), so the schedule does not change.
-    precise = resume and callable(getattr(backend, "ready_at", None))
+    precise = resume and isinstance(backend, ReportsReady)
     for pid in journal.open_plans():
         report.plans.append(pid)
         jp = journal.load_plan(pid)
@@ -56,30 +58,32 @@ def reconcile(applier: Applier, *, max_age_s: float | None = None, resume: bool 
         status = dict(jp.status)
         for i, s in sorted(jp.status.items()):
             a, before = by_idx[i], jp.before.get(i, {})
-            if s == "started":
+            if s == ActionStatus.STARTED:
                 verdict, why = cond.postcondition(state, a, before)
                 if verdict == DONE and precise and not (max_age_s is not None
                                                         and clock.now() - jp.tick > max_age_s):
-                    journal.mark(pid, i, "started", event="reconciled", t=clock.now(),
+                    journal.mark(pid, i, ActionStatus.STARTED, event="reconciled", t=clock.now(),
                                  detail=f"finished while the controller was away: {why}; the resumed plan "
                                         "takes it as done when it looks")
                 elif verdict == DONE:
-                    journal.mark(pid, i, "succeeded", event="reconciled", t=clock.now(),
+                    journal.mark(pid, i, ActionStatus.SUCCEEDED, event="reconciled", t=clock.now(),
                                  detail=f"finished while the controller was away: {why}")
                 elif verdict == PENDING_V:
-                    journal.mark(pid, i, "started", event="reconciled", t=clock.now(), detail=f"still running: {why}")
+                    journal.mark(pid, i, ActionStatus.STARTED, event="reconciled", t=clock.now(),
+                                 detail=f"still running: {why}")
                 elif verdict == NOT_RUN:
-                    journal.mark(pid, i, "planned", event="reconciled", t=clock.now(),
+                    journal.mark(pid, i, ActionStatus.PLANNED, event="reconciled", t=clock.now(),
                                  detail=f"never ran before the crash: {why}")
                 else:
                     applier._fail(pid, i, a, status, jp.before, f"found after restart: {why}", state, verdict)
                     state = backend.observe()
                 report.decisions.append((pid, i, verdict))
-            elif s == "reverting":
+            elif s == ActionStatus.REVERTING:
                 r = backend.revert(a, before)
-                journal.mark(pid, i, "reverted" if r.ok else "revert_failed", event="reconciled", t=clock.now(),
+                done = ActionStatus.REVERTED if r.ok else ActionStatus.REVERT_FAILED
+                journal.mark(pid, i, done, event="reconciled", t=clock.now(),
                              detail=f"revert finished after restart: {r.reason}")
-                report.decisions.append((pid, i, "reverted" if r.ok else "revert_failed"))
+                report.decisions.append((pid, i, done))
                 state = backend.observe()
         stale = max_age_s is not None and clock.now() - jp.tick > max_age_s
         if resume and not stale:
@@ -87,8 +91,8 @@ def reconcile(applier: Applier, *, max_age_s: float | None = None, resume: bool 
         else:
             jp = journal.load_plan(pid)
             for i, s in jp.status.items():
-                if s == "planned":
-                    journal.mark(pid, i, "cancelled", event="reconciled", t=clock.now(),
+                if s == ActionStatus.PLANNED:
+                    journal.mark(pid, i, ActionStatus.CANCELLED, event="reconciled", t=clock.now(),
                                  detail="plan too old to resume after restart")
             report.results.append(applier.run(pid))  # waits for in-flight ones, writes the honest status
     return report

@@ -195,8 +195,10 @@ def run(backend_name, scenario, db, interval, until, profile_path, dry_run, worl
 
 
 def _unplaced(backend) -> int:
+    from presplit.model.cluster import ClusterState
+
     state = backend.observe()
-    if not hasattr(state, "guest_status"):
+    if not isinstance(state, ClusterState):  # the CloudSim engine counts its own waiting guests
         return int(getattr(state, "guests_unplaced", 0) or 0)
     from presplit.model.domains import PENDING
 

@@ -50,6 +50,9 @@ import numpy as np
 
 from presplit.apply.applier import Applier
 from presplit.apply.reconcile import reconcile
+from presplit.apply.status import PlanStatus
+from presplit.backends.base import Advances, Finishes, KeepsMetrics, Orders, Summarises
+from presplit.model.cluster import ClusterState
 from presplit.plan.ordering import PlanError, order_actions
 
 log = logging.getLogger("presplit.control")
@@ -71,9 +74,8 @@ class LoopReport:
 
 def observed_summary(state, backend=None) -> dict:
     """Hosts, domains and guests as the controller last saw them (JSON-able); a backend may say it itself."""
-    summary = getattr(backend, "summary", None)
-    if callable(summary):
-        return summary()
+    if isinstance(backend, Summarises):
+        return backend.summary()
     from presplit.model.domains import GUEST_STATES
 
     free = [state.free(d.id) if d.live else (0.0, 0.0) for d in state.domains]
@@ -115,9 +117,8 @@ class ControlLoop:
         self.unplaced = 0  # guests pending after the last tick's plan
         self.applier = applier
         self.stopping = threading.Event()
-        advance = getattr(backend, "advance", None)
-        if advance is not None:
-            clock.on_advance(advance)
+        if isinstance(backend, Advances):  # simulated time: the clock moves the world
+            clock.on_advance(backend.advance)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -157,9 +158,8 @@ class ControlLoop:
                 break
             t = t + self.interval
         report.stopped = self.stopping.is_set()
-        finish = getattr(self.backend, "finish", None)
-        if callable(finish) and not report.stopped:
-            report.metrics = finish()
+        if isinstance(self.backend, Finishes) and not report.stopped:
+            report.metrics = self.backend.finish()
             report.metrics_row = self._write_metrics()
         report.wall_s = time.perf_counter() - started
         return report
@@ -200,8 +200,8 @@ class ControlLoop:
             proposal.extend(policy.propose(state, forecasts, t) or ())
         if proposal:
             try:
-                order = getattr(self.backend, "order", None) or order_actions
-                plan = order(proposal, self.limits, state if hasattr(state, "guest_domain") else None)
+                order = self.backend.order if isinstance(self.backend, Orders) else order_actions
+                plan = order(proposal, self.limits, state if isinstance(state, ClusterState) else None)
             except PlanError as exc:
                 self.journal.set_meta("last_error", {"tick": t, "error": str(exc)})
                 plan = None
@@ -210,7 +210,7 @@ class ControlLoop:
                                                supersede=self.supersede)
                 report.plans += 1
                 report.actions += len(plan)
-                status = "recommended"
+                status = PlanStatus.RECOMMENDED
                 if not self.dry_run:
                     status = self.applier.run(pid).status
                 report.statuses[status] = report.statuses.get(status, 0) + 1
@@ -223,12 +223,11 @@ class ControlLoop:
 
     def _write_metrics(self) -> dict | None:
         """The backend's run metrics so far (if it keeps them) to the journal's ``meta`` as ``metrics``."""
-        metrics_row = getattr(self.backend, "metrics_row", None)
-        if not callable(metrics_row):
+        if not isinstance(self.backend, KeepsMetrics):
             return None
         import resource
 
-        row = dict(metrics_row())
+        row = dict(self.backend.metrics_row())
         row.setdefault("policy", self.source)
         row.setdefault("wall_s", time.perf_counter() - getattr(self, "_started", time.perf_counter()))
         row.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
@@ -237,12 +236,11 @@ class ControlLoop:
 
     def _note_unplaced(self, state, t: float) -> None:
         """Guests still pending after the tick's plan could not be placed: an event whenever their number changes."""
-        status = getattr(state, "guest_status", None)
-        if status is None:
+        if not isinstance(state, ClusterState):  # the CloudSim engine has no pending guests of this kind
             return
         from presplit.model.domains import PENDING
 
-        pending = np.flatnonzero(status == PENDING)
+        pending = np.flatnonzero(state.guest_status == PENDING)
         if len(pending) != self.unplaced:
             self.unplaced = len(pending)
             if len(pending):
