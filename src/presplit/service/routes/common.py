@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from presplit.service import schemas as S
-from presplit.service.runner import ServiceError
+from presplit.service.errors import ServiceError
 
 ERRORS = {404: {"model": S.Error, "description": "Not found"}}
 WRITE_ERRORS = {400: {"model": S.Error, "description": "The body is not valid JSON"},

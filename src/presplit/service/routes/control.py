@@ -19,7 +19,7 @@ from presplit.service import schemas as S
 from presplit.service.auth import read_access, require_token
 from presplit.service.routes.common import (ERRORS, WRITE_ERRORS, WriteRoute, as_http, json_bytes, plan_model,
                                            plan_row, runner_of, wait)
-from presplit.service.runner import ServiceError
+from presplit.service.errors import ServiceError
 
 router = APIRouter(prefix="/api", tags=["control"])
 # WriteRoute checks the token before the body is read, then the body's size and its numbers (finite only).
