@@ -240,7 +240,8 @@ class Applier:
             i = bad.pop()
             for j in dependents.get(i, ()):
                 if status[j] == ActionStatus.PLANNED:
-                    self._mark(plan_id, j, status, ActionStatus.SKIPPED, detail=f"depends on action {i}, which did not succeed")
+                    self._mark(plan_id, j, status, ActionStatus.SKIPPED,
+                               detail=f"depends on action {i}, which did not succeed")
                     bad.append(j)
 
     def _fail(self, plan_id, i, action, status, before, why, state, verdict) -> None:

@@ -58,7 +58,7 @@ def assemble(backend, journal, clock, policies, limits, *, interval_s: float, un
              dry_run: bool = False, source: str = "", forecaster: str | Callable[[], str | None] | None = None,
              replay: bool = False, keep_window: bool = False, applier: Callable[..., Applier] = Applier,
              applier_clock=None, applier_kw: dict[str, Any] | None = None,
-             loop: Callable[..., ControlLoop] = ControlLoop, loop_kw: dict[str, Any] | None = None,
+             loop: Callable[..., ControlLoop] | None = None, loop_kw: dict[str, Any] | None = None,
              check_invariants: bool = True, summary_every: int = 1, max_plan_age_s: float | None = None,
              max_failed_ticks: int | None = None, supersede: bool = False) -> ControlLoop:
     """A control loop on ``backend``, ``journal`` and ``clock``, with its feed and applier.
@@ -68,16 +68,19 @@ def assemble(backend, journal, clock, policies, limits, *, interval_s: float, un
     (``run``). ``keep_window``: keep the observed window every tick even when no policy needs forecasts
     (``serve``'s dashboard). ``applier``: the applier class or factory, called as
     ``applier(backend, journal, clock, check_invariants=..., **applier_kw)``; ``applier_clock``: a clock of its
-    own for it (the failover agent's, whose loop clock runs the agent between ticks). ``loop``: the loop class,
-    with ``loop_kw`` for a subclass's own arguments.
+    own for it (the failover agent's, whose loop clock runs the agent between ticks). ``loop``: a subclass of
+    :class:`ControlLoop` (None: the loop itself), with ``loop_kw`` for its own arguments.
     """
     def history(now: float, n: int) -> list:
         return seen_before(journal, backend, now, interval_s, n)
 
     feed = LoopFeed(interval_s, forecaster, history=history if replay else None, keep_window=keep_window)
-    runner = applier(backend, journal, applier_clock if applier_clock is not None else clock,
-                     check_invariants=check_invariants, **(applier_kw or {}))
-    return loop(backend, journal, clock, policies, limits, applier=runner, interval_s=interval_s, until_s=until_s,
-                dry_run=dry_run, source=source, forecasts=feed, summary_every=summary_every,
-                max_plan_age_s=max_plan_age_s, max_failed_ticks=max_failed_ticks, supersede=supersede,
-                **(loop_kw or {}))
+    the_applier = applier(backend, journal, applier_clock if applier_clock is not None else clock,
+                          check_invariants=check_invariants, **(applier_kw or {}))
+    args = (backend, journal, clock, policies, limits)
+    kw = dict(applier=the_applier, interval_s=interval_s, until_s=until_s, dry_run=dry_run, source=source,
+              forecasts=feed, summary_every=summary_every, max_plan_age_s=max_plan_age_s,
+              max_failed_ticks=max_failed_ticks, supersede=supersede)
+    if loop is None:
+        return ControlLoop(*args, **kw)
+    return loop(*args, **kw, **(loop_kw or {}))  # a subclass: the service's, the demo's
