@@ -146,3 +146,18 @@ def test_presplit_consolidate_sweeps_like_presplit_and_bad_option_values_are_ref
         "presplit-consolidate[calibrate=pack,calibrate_level=0.8] [baseline-autopilot-1h]"]
     with pytest.raises(SweepError, match="--param: presplit relief_cost 'cheap': expected one of ram, demand"):
         expand_runs(["presplit"], [("relief_cost", ["cheap"])], [("d", "/x", None)])
+
+
+def test_a_scenario_that_sizes_its_fleet_by_the_trace_gets_that_fleet():
+    """bitbrains builds its fleet from the workload (each VM at its own size), not from a guest count."""
+    from presplit.scale.sweep import _fleet
+    from presplit.scenarios import resolve_scenario
+    from presplit.scenarios.trace_fleet import build_fleet
+
+    factory, traces = resolve_scenario("bitbrains")
+    workload = load_trace(traces[0])
+    spec = RunSpec("bb", str(traces[0]), None, "bitbrains", "presplit", ())
+    fleet = _fleet(spec, workload)
+    ref = build_fleet(factory, workload)
+    assert (fleet.n_hosts, fleet.model.name, len(fleet.guest_type_of)) == (ref.n_hosts, ref.model.name,
+                                                                           workload.n_guests)

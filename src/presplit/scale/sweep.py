@@ -379,14 +379,17 @@ def _workload(path: str):
     return _WORKLOADS[path]
 
 
-def _fleet(spec: RunSpec, n_guests: int):
+def _fleet(spec: RunSpec, workload):
+    """The fleet of a run: a manifest's CloudSim fleet, or the scenario's (built from the workload itself
+    where the scenario sizes its fleet by the trace, e.g. ``bitbrains``)."""
     from presplit.model.hardware import cloudsim_preset
     from presplit.scenarios import resolve_scenario
+    from presplit.scenarios.trace_fleet import build_fleet
 
     if spec.hosts is not None:
-        return cloudsim_preset(n_guests, spec.hosts)
+        return cloudsim_preset(workload.n_guests, spec.hosts)
     factory, _ = resolve_scenario(spec.scenario)
-    return factory(n_guests)
+    return build_fleet(factory, workload)
 
 
 def execute(spec: RunSpec) -> dict:
@@ -402,7 +405,7 @@ def execute(spec: RunSpec) -> dict:
     from presplit.sim.runner import best_watts_per_mips, fluid_bound_kwh, peak_rss_mb
 
     workload = _workload(spec.trace_path)
-    fleet = _fleet(spec, workload.n_guests)
+    fleet = _fleet(spec, workload)
     started = time.perf_counter()
     engine = Engine(fleet, np.asarray(workload.resource("cpu")), build_policy(spec))
     result = engine.run()
