@@ -505,7 +505,11 @@ def create_world(path: str | Path, scenario, trace: str | None = None, *, cycle:
 
 
 class FaultyBackend:
-    """Fails ``fraction`` of execute calls (seeded): half before acting, half after acting (reply lost)."""
+    """Fails ``fraction`` of execute calls (seeded): half before acting, half after acting (reply lost).
+
+    It wraps the stored world (:class:`SimWorld`) and states the capabilities it forwards as methods of
+    its own: ``isinstance`` on a capability protocol (:mod:`presplit.backends.base`) does not look
+    through ``__getattr__`` on Python 3.12 and later."""
 
     def __init__(self, inner, fraction: float, seed: int = 0, modes=("before", "after")) -> None:
         if not 0.0 <= fraction <= 1.0:
@@ -514,8 +518,36 @@ class FaultyBackend:
         self.rng = random.Random(seed)
         self.injected: list[tuple[str, str]] = []
 
-    def __getattr__(self, name):  # observe, revert, capabilities, advance, close ...
+    def __getattr__(self, name):  # the world's own calls (launch_guest, workload, ...)
         return getattr(self.inner, name)
+
+    # the Backend protocol and the stored world's capabilities, forwarded
+    def capabilities(self):
+        return self.inner.capabilities()
+
+    def observe(self):
+        return self.inner.observe()
+
+    def revert(self, action, before: dict) -> Receipt:
+        return self.inner.revert(action, before)
+
+    def advance(self, t: float) -> None:
+        self.inner.advance(t)
+
+    def finish(self) -> dict:
+        return self.inner.finish()
+
+    def metrics_row(self) -> dict:
+        return self.inner.metrics_row()
+
+    def ready_at(self, action) -> float | None:
+        return self.inner.ready_at(action)
+
+    def demand_at(self, t: float):
+        return self.inner.demand_at(t)
+
+    def close(self) -> None:
+        self.inner.close()
 
     def execute(self, action) -> Receipt:
         if self.rng.random() >= self.fraction:
