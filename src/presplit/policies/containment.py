@@ -31,7 +31,7 @@ MOVES_PER_HOST = 8
 
 
 def _guests_on(plan, h: int) -> int:
-    return int(sum(len(plan.members(d.id)) for d in plan.sim.domains_of(h)))
+    return int(sum(len(plan.members(d.id)) for d in plan.state.domains_of(h)))
 
 
 def may_merge(plan, h: int) -> bool:
@@ -42,13 +42,13 @@ def may_merge(plan, h: int) -> bool:
 
 def contain(plan) -> None:
     """Split busy hosts into ``failure_domains`` domains and even out their guests (see the module docstring)."""
-    p, s = plan.p, plan.sim
+    p, s = plan.p, plan.state
     if p.failure_domains <= 1:
         return
     placed = s.guest_domain >= 0
     per_host = np.bincount(s.domain_arrays["host"][s.guest_domain[placed]], minlength=s.n_hosts)
     for h in np.flatnonzero(per_host >= p.contain_min_guests).tolist():
-        s = plan.sim
+        s = plan.state
         if h in plan.due or not s.host_ready(h):
             continue
         doms = s.domains_of(h)
@@ -61,13 +61,13 @@ def contain(plan) -> None:
             _split(plan, max(doms, key=lambda d: (len(plan.members(d.id)), -d.id)), n)
             continue
         for _ in range(MOVES_PER_HOST):
-            doms = plan.sim.domains_of(h)
+            doms = plan.state.domains_of(h)
             counts = {d.id: len(plan.members(d.id)) for d in doms}
             src = max(counts, key=lambda d: (counts[d], -d))
             dst = min(counts, key=lambda d: (counts[d], d))
             if counts[src] - counts[dst] <= 1:
                 break
-            movable = [int(g) for g in plan.members(src) if plan.sim.guest_status[g] == RUNNING]
+            movable = [int(g) for g in plan.members(src) if plan.state.guest_status[g] == RUNNING]
             if not movable:
                 break
             why = (f"host {h} holds {n} guests: spread them over its {len(doms)} domains so one domain's "
@@ -80,7 +80,7 @@ def contain(plan) -> None:
 
 def _split(plan, dom, n: int) -> None:
     """Carve a small domain out of ``dom`` (its services and a little room; guests bring the rest)."""
-    s = plan.sim
+    s = plan.state
     services = s.model.minimal_services
     svc_mips, svc_mb = sum(x.cpu_mips for x in services), sum(x.mem_mb for x in services)
     free_cpu = dom.capacity_mips - float(s.reserved[dom.id, 0])

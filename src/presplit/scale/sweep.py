@@ -24,7 +24,7 @@ with any selector) take one: ``threshold`` for ``thr``, ``safety`` for the
 others. ``presplit`` takes the fields of
 :class:`~presplit.policies.presplit.consolidation.ConsolidationParams`
 (``target``, ``relief``, ``cooldown_steps``, ...) and ``outlook.FIELD`` for
-:class:`~presplit.policies.presplit.outlook.OutlookParams`. ``npa`` and
+:class:`~presplit.forecast.outlook.OutlookParams`. ``npa`` and
 ``dvfs`` take none. A plugin (``FILE.py:Class``, ``module:Class`` or an
 entry point, see :mod:`presplit.policies.api`) takes the parameters its class
 declares with ``param(...)``; it travels to workers as its spec string
@@ -109,7 +109,7 @@ def format_value(value) -> str:
 
 def _presplit_fields() -> dict:
     from presplit.policies.presplit.consolidation import ConsolidationParams
-    from presplit.policies.presplit.outlook import OutlookParams
+    from presplit.forecast.outlook import OutlookParams
 
     base = ConsolidationParams()
     out = {f.name: getattr(base, f.name) for f in dataclasses.fields(ConsolidationParams) if f.name != "outlook"}

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from presplit.model.hardware import power_at
-from presplit.policies.presplit.outlook import OutlookParams, next_upper, upper
+from presplit.forecast.outlook import OutlookParams, next_upper, upper
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """presplit's IO-driven decisions on split-domain fleets: which services a domain runs, and the fabric split.
 
-Functions over the tick's plan (:class:`presplit.policies.presplit.domains._Plan`:
+Functions over the tick's plan (:class:`presplit.policies.presplit.domains.WhatIf`:
 its what-if state, parameters, forecasts and ``try_``), kept apart from the
 CPU-driven patch, placement and balancing steps:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from presplit.plan import ResizeDomain, SetMigrationShare
-from presplit.policies.presplit.outlook import group_series, upper
+from presplit.forecast.outlook import group_series, upper
 
 
 def _carried(services) -> np.ndarray:
@@ -31,7 +31,7 @@ def _carried(services) -> np.ndarray:
 
 def io_upper(plan, guests: np.ndarray) -> np.ndarray:
     """Disk and network IO outlook (MB/s) of a set of guests; zeros when IO is not modelled."""
-    if not plan.sim.model.io_modelled or not hasattr(plan.fc, "io_upper"):
+    if not plan.state.model.io_modelled or not hasattr(plan.fc, "io_upper"):
         return np.zeros(2)
     return plan.fc.io_upper(guests)
 
@@ -44,7 +44,7 @@ def services_for(plan, io: np.ndarray, current) -> tuple:
     an optional service is dropped when the outlook fits under
     ``io_release`` of what the rest carry. The minimal set always stays.
     """
-    model = plan.sim.model
+    model = plan.state.model
     have = list(current)
     for k in range(2):
         spare = [x for x in model.optional_services if x not in have and (x.disk_mb_s, x.net_mb_s)[k] > 0]
@@ -65,7 +65,7 @@ def io_outlook(plan, group_of_domain: np.ndarray) -> np.ndarray:
     domains, the host array for hosts); guests count where they are
     going when they migrate.
     """
-    s = plan.sim
+    s = plan.state
     io_rec = plan.fc.recent_io(np.arange(s.n_guests))  # [guests, samples, 2]
     n = int(group_of_domain.max()) + 1 if len(group_of_domain) else 0
     sums = np.stack([group_series(s.guest_domain, s.guest_dest, io_rec[:, :, k], group_of_domain, n)
@@ -82,7 +82,7 @@ def adapt_fabric(plan) -> None:
     a busy one protects its guests. Changes smaller than
     ``share_step`` are not made (no churn on noise).
     """
-    s = plan.sim
+    s = plan.state
     if not s.model.io_modelled or not hasattr(plan.fc, "recent_io"):
         return  # guest traffic is not observed: keep the scenario's static share
     host = s.domain_arrays["host"]
@@ -99,7 +99,7 @@ def adapt_fabric(plan) -> None:
 
 def choose_services(plan) -> None:
     """Give each usable domain the optional services its guests' IO outlook needs, and no more."""
-    s = plan.sim
+    s = plan.state
     if not s.model.io_modelled or not s.model.optional_services or not hasattr(plan.fc, "recent_io"):
         return
     # Every domain's IO outlook at once; only domains that may need a change go on.
@@ -109,8 +109,8 @@ def choose_services(plan) -> None:
     has_optional = np.array([len(d.services) > minimal for d in s.domains])
     crossing = (outlook > plan.p.target * a["io_mb_s"]).any(axis=1)
     for d in np.flatnonzero(plan.usable_mask & a["live"] & (crossing | has_optional)):
-        dom = plan.sim.domains[int(d)]
-        if plan.sim.now - dom.services_at < plan.p.service_hold_s and len(dom.services) > minimal \
+        dom = plan.state.domains[int(d)]
+        if plan.state.now - dom.services_at < plan.p.service_hold_s and len(dom.services) > minimal \
                 and not crossing[d]:
             continue  # a service change holds for a while: no add-drop flapping
         io = outlook[d]

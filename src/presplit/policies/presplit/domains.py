@@ -78,7 +78,7 @@ from presplit.plan import (
 from presplit.policies import containment, recovery
 from presplit.policies.params import param
 from presplit.policies.presplit import domain_io
-from presplit.policies.presplit.outlook import group_series, upper
+from presplit.forecast.outlook import group_series, upper
 
 
 @dataclass
@@ -133,7 +133,7 @@ class DomainPresplit:
                              "(presplit.sim.forecast_feed.ObservedForecasts), got none")
         restarts, state = recovery.restart_by_forecast(state, forecasts, detection_s=self.detection_s,
                                                        target=self.target, priorities=self.restart_priorities)
-        plan = _Plan(state, self, forecasts)
+        plan = WhatIf(state, self, forecasts)
         plan.actions += restarts
         plan.patches()
         plan.place()
@@ -142,7 +142,7 @@ class DomainPresplit:
         domain_io.choose_services(plan)
         plan.recombine_demand()
         containment.contain(plan)
-        wake, keep = recovery.failover_reserve(plan.sim, forecasts, hosts_lost=self.failover_hosts, target=self.target)
+        wake, keep = recovery.failover_reserve(plan.state, forecasts, hosts_lost=self.failover_hosts, target=self.target)
         for action in wake:
             plan.try_(action)
         plan.power(keep)
@@ -154,7 +154,7 @@ class DomainPresplit:
                                             priorities=self.restart_priorities)[0]
 
 
-class _Plan:
+class WhatIf:
     """One tick's decisions over a what-if copy of the state.
 
     The summed demand series of every domain (what the correlation-aware
@@ -164,7 +164,7 @@ class _Plan:
     """
 
     def __init__(self, state: ClusterState, p: DomainPresplit, fc) -> None:
-        self.sim, self.p, self.fc, self.actions = state, p, fc, []
+        self.state, self.p, self.fc, self.actions = state, p, fc, []
         self.tick = float(state.model.interval_s)
         self.moves = np.zeros(state.n_hosts)  # migration seconds booked per host this tick
         self.per_link: dict[tuple[str, str], int] = {}
@@ -190,12 +190,12 @@ class _Plan:
 
     # ------------------------------------------------------------ per-domain arrays
     def _all_series(self) -> np.ndarray:
-        s = self.sim
+        s = self.state
         n = len(s.domains)
         return group_series(s.guest_domain, s.guest_dest, self.rec, np.arange(n), n)
 
     def _largest_guest(self) -> np.ndarray:
-        s = self.sim
+        s = self.state
         out = np.zeros(len(s.domains))
         for arr in (s.guest_domain, s.guest_dest):
             idx = np.flatnonzero(arr >= 0)
@@ -203,11 +203,11 @@ class _Plan:
         return out
 
     def _usable_mask(self) -> np.ndarray:
-        return np.array([self.usable(d) for d in self.sim.domains], dtype=bool)
+        return np.array([self.usable(d) for d in self.state.domains], dtype=bool)
 
     def _refresh(self, domains) -> None:
         """Bring the per-domain arrays up to date for ``domains`` (and any new domain)."""
-        s = self.sim
+        s = self.state
         n = len(s.domains)
         if n > len(self.series):
             grow = n - len(self.series)
@@ -225,11 +225,11 @@ class _Plan:
 
     # ------------------------------------------------------------ helpers
     def try_(self, action: Action):
-        before = self.sim
+        before = self.state
         new, out = apply_action(before, action)
         if not out.ok:
             return None
-        self.sim = new
+        self.state = new
         self.actions.append(action)
         # What the action occupies, as its kind declares it for the ordering (presplit.plan.actions)
         touch = action.touches(before, len(before.domains))
@@ -245,7 +245,7 @@ class _Plan:
 
     def _reindex(self, before: ClusterState, guests) -> None:
         """Move the guests an action touched (its outcome names them) to where the new state has them."""
-        index, after = self._members, self.sim
+        index, after = self._members, self.state
         for g in guests:
             for d in (before.guest_domain[g], before.guest_dest[g]):
                 if d >= 0:
@@ -255,7 +255,7 @@ class _Plan:
                     index.setdefault(int(d), set()).add(g)
 
     def _update_usable(self, domains) -> None:
-        s = self.sim
+        s = self.state
         if len(s.domains) > len(self.usable_mask):
             self.usable_mask = np.concatenate([self.usable_mask, np.zeros(len(s.domains) - len(self.usable_mask), bool)])
         for d in domains:
@@ -265,7 +265,7 @@ class _Plan:
         """Guests placed in or migrating into domain d, in guest order."""
         if self._members is None:
             self._members = {}
-            for arr in (self.sim.guest_domain, self.sim.guest_dest):
+            for arr in (self.state.guest_domain, self.state.guest_dest):
                 for g in np.flatnonzero(arr >= 0):
                     self._members.setdefault(int(arr[g]), set()).add(int(g))
         return np.array(sorted(self._members.get(int(d), ())), dtype=np.int64)
@@ -275,16 +275,16 @@ class _Plan:
         return float(self.bound(row))
 
     def cap(self, d: int) -> float:
-        return float(self.sim.domains[d].capacity_mips)
+        return float(self.state.domains[d].capacity_mips)
 
     def cpu_need(self, d: int) -> float:
         """CPU a domain must keep for its guests: reservations, or the forecast with a margin."""
-        return max(float(self.sim.reserved[d, 0]), self.upper(d) * self.p.cpu_margin)
+        return max(float(self.state.reserved[d, 0]), self.upper(d) * self.p.cpu_margin)
 
     def spare(self, d: int) -> tuple[float, float]:
         """What domain d can give away: CPU beyond its need, memory beyond its reservations."""
-        dom = self.sim.domains[d]
-        mem_res = float(self.sim.reserved[d, 1])
+        dom = self.state.domains[d]
+        mem_res = float(self.state.reserved[d, 1])
         return (max(0.0, dom.capacity_mips - self.cpu_need(d)), max(0.0, dom.capacity_mb - mem_res))
 
     def fit_vector(self, g: int, cand: np.ndarray, share: float, *, headroom: bool = False):
@@ -295,7 +295,7 @@ class _Plan:
         memory free to split off a domain for its largest guest: the room a patch
         without evacuation needs.
         """
-        s = self.sim
+        s = self.state
         a = s.domain_arrays
         need_mips, need_mb = s.guest_reserve[g]
         free_mips = a["cap_mips"][cand] - s.reserved[cand, 0]
@@ -313,13 +313,13 @@ class _Plan:
         return bool(ok[0])
 
     def usable(self, d) -> bool:
-        return d.state == "active" and d.ready_at <= self.sim.now and self.sim.host_ready(d.host)
+        return d.state == "active" and d.ready_at <= self.state.now and self.state.host_ready(d.host)
 
     def cooling(self, g: int) -> bool:
-        return self.sim.now - float(self.sim.guest_mig_end[g]) < self.p.cooldown_s
+        return self.state.now - float(self.state.guest_mig_end[g]) < self.p.cooldown_s
 
     def migrate(self, g: int, d: int, reason: str, details: dict) -> bool:
-        s = self.sim
+        s = self.state
         src = int(s.domains[int(s.guest_domain[g])].host)
         dst = int(s.domains[d].host)
         budget = self.p.nic_budget * self.tick
@@ -340,7 +340,7 @@ class _Plan:
 
     def candidates(self, exclude_host: int = -1, hosts: np.ndarray | None = None) -> np.ndarray:
         """Usable domains on ready hosts with no patch work due (optionally only on ``hosts``)."""
-        host = self.sim.domain_arrays["host"]
+        host = self.state.domain_arrays["host"]
         mask = self.usable_mask & ~self.host_due[host] & (host != exclude_host)
         if hosts is not None:
             mask &= hosts[host]
@@ -354,15 +354,15 @@ class _Plan:
         ok, _ = self.fit_vector(g, cand, share, headroom=True)
         if not ok.any():
             return None
-        a = self.sim.domain_arrays
+        a = self.state.domain_arrays
         c = cand[ok]
-        fill = self.sim.reserved[c, 1] / np.maximum(a["cap_mb"][c], 1.0)
+        fill = self.state.reserved[c, 1] / np.maximum(a["cap_mb"][c], 1.0)
         return int(c[np.argmax(fill)])
 
     # ------------------------------------------------------------ 1. patches
     def patches(self) -> None:
         for h, w in sorted(self.due.items()):
-            s = self.sim
+            s = self.state
             if not s.host_on[h]:
                 self.try_(PowerOn(h, reason="switched-off host in its patch window: wake it to patch",
                                   details={"window": (w.start, w.end)}))
@@ -384,7 +384,7 @@ class _Plan:
 
     def split_for_patch(self, d: int, w) -> None:
         """Split off what d's guests do not need (at least room for the domain's own services)."""
-        s = self.sim
+        s = self.state
         dom = s.domains[d]
         _, mem = self.spare(d)
         # The new domain starts with little CPU (its guests bring their share when they
@@ -407,7 +407,7 @@ class _Plan:
                      "services": [x.name for x in services], "io_outlook_mb_s": io.tolist()}))
 
     def patch_step(self, h: int, w) -> None:
-        s = self.sim
+        s = self.state
         doms = s.domains_of(h)
         empty = [d for d in doms if d.patch_started < w.start and len(self.members(d.id)) == 0]
         if empty:
@@ -422,8 +422,8 @@ class _Plan:
         unpatched = sorted((d for d in doms if d.patch_started < w.start), key=lambda d: s.reserved[d.id, 1])
         src = unpatched[0].id
         sinks = sorted((d.id for d in doms if d.id != src), key=lambda x: s.domains[x].patch_started < w.start)
-        for g in sorted((int(g) for g in self.members(src) if self.sim.guest_status[g] == RUNNING),
-                        key=lambda g: -self.sim.guest_reserve[g, 1]):
+        for g in sorted((int(g) for g in self.members(src) if self.state.guest_status[g] == RUNNING),
+                        key=lambda g: -self.state.guest_reserve[g, 1]):
             self.repin(g, src, sinks, w)
         if len(self.members(src)) == 0:
             self.try_(PatchDomain(src, reason=f"domain {src} emptied by re-pinning: patch it",
@@ -437,7 +437,7 @@ class _Plan:
         move with it, so the sink never needs room of its own; src keeps what
         its other guests reserve.
         """
-        s = self.sim
+        s = self.state
         res_cpu, ram = (float(x) for x in s.guest_reserve[g])
         src_dom = s.domains[src]
         others = self.members(src)
@@ -469,7 +469,7 @@ class _Plan:
         self.split_for_patch(d, w)
         if len(self.actions) > before:
             return
-        s = self.sim
+        s = self.state
         guests = [int(g) for g in self.members(d) if s.guest_status[g] == RUNNING]
         guests.sort(key=lambda g: s.guest_reserve[g, 1])  # smallest first: cheapest room
         for g in guests[:4]:
@@ -479,10 +479,10 @@ class _Plan:
                                      "make room over the fabric", {"window": (w.start, w.end)})
 
     def recombine(self, h: int, w) -> None:
-        doms = self.sim.domains_of(h)
-        if len(doms) > 1 and all(d.state == "active" and d.ready_at <= self.sim.now for d in doms) and \
+        doms = self.state.domains_of(h)
+        if len(doms) > 1 and all(d.state == "active" and d.ready_at <= self.state.now for d in doms) and \
                 containment.may_merge(self, h):
-            ids = tuple(sorted((d.id for d in doms), key=lambda x: -float(self.sim.reserved[x, 1])))
+            ids = tuple(sorted((d.id for d in doms), key=lambda x: -float(self.state.reserved[x, 1])))
             self.try_(MergeDomains(ids, reason=f"host {h} patched in window {w.start:g}-{w.end:g} s: "
                                                "merge its split domains again", details={"domains": ids}))
 
@@ -495,7 +495,7 @@ class _Plan:
         evenly leaves every host room for its guests' peaks, which a guest
         without history cannot yet show.
         """
-        s = self.sim
+        s = self.state
         pending = s.pending_guests()
         if len(pending) == 0:
             return
@@ -527,7 +527,7 @@ class _Plan:
 
     def most_headroom(self, g: int, hosts: set[int]) -> tuple[int | None, float]:
         """The domain on ``hosts`` where g fits with the lowest forecast CPU load after it."""
-        allowed = np.zeros(self.sim.n_hosts, bool)
+        allowed = np.zeros(self.state.n_hosts, bool)
         allowed[list(hosts)] = True
         cand = self.candidates(hosts=allowed)
         if len(cand) == 0:
@@ -535,7 +535,7 @@ class _Plan:
         # Rank every candidate by a cheap bound (the sum of the domain's and the guest's
         # own outlooks, at least the outlook of their sum), then take the exact
         # correlation-aware outlook of the best few only.
-        cap = self.sim.domain_arrays["cap_mips"][cand]
+        cap = self.state.domain_arrays["cap_mips"][cand]
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (self.dom_upper[cand] + float(self.bound(self.rec[g]))) / cap
         order = np.argsort(np.where(np.isfinite(bound), bound, np.inf), kind="stable")
@@ -548,7 +548,7 @@ class _Plan:
         return None, np.inf
 
     def wake_one(self, reason: str) -> None:
-        s = self.sim
+        s = self.state
         for h in range(s.n_hosts):
             if not s.host_on[h] and h not in self.due:
                 self.try_(PowerOn(h, reason=reason))
@@ -556,7 +556,7 @@ class _Plan:
 
     # ------------------------------------------------------------ 3. balancing
     def balance(self) -> None:
-        s = self.sim
+        s = self.state
         a = s.domain_arrays
         with np.errstate(divide="ignore", invalid="ignore"):
             load = self.dom_upper / a["cap_mips"]
@@ -569,22 +569,22 @@ class _Plan:
                 if up <= self.p.relief * self.cap(d.id):
                     break
                 members = self.members(d.id)
-                guests = np.array([g for g in members if self.sim.guest_status[g] == RUNNING
+                guests = np.array([g for g in members if self.state.guest_status[g] == RUNNING
                                    and not self.cooling(g)], dtype=np.int64)
                 if len(guests) == 0:
                     break
                 gain = up - self.bound(self.series[d.id][None, :] - self.rec[guests])
-                order = np.argsort(-(gain / self.sim.guest_reserve[guests, 1]), kind="stable")
+                order = np.argsort(-(gain / self.state.guest_reserve[guests, 1]), kind="stable")
                 g = int(guests[order[0]])
                 why = (f"domain {d.id} forecast {up / self.cap(d.id):.0%} of its CPU crosses "
                        f"{self.p.relief:.0%}")
                 numbers = {"forecast_mips": up, "cap_mips": self.cap(d.id), "now_mips": float(self.series[d.id, 0]),
                            "gain_mips": float(gain[order[0]])}
-                siblings = [x.id for x in self.sim.domains_of(h) if x.id != d.id and self.usable(x)]
+                siblings = [x.id for x in self.state.domains_of(h) if x.id != d.id and self.usable(x)]
                 # Cheapest first: take CPU a sibling does not need (resize), then re-pin, then migrate.
                 donor = next((x for x in siblings if self.spare(x)[0] >= up - self.p.target * self.cap(d.id)), None)
                 if donor is not None:
-                    cur = self.sim.domains[d.id]
+                    cur = self.state.domains[d.id]
                     extra = up / self.p.target - self.cap(d.id)
                     if self.try_(ResizeDomain(d.id, cur.cpu_mips + extra, cur.mem_mb, donor,
                                               reason=why + f": take {extra:.0f} MIPS sibling {donor} does not need",
@@ -607,7 +607,7 @@ class _Plan:
         overload no longer takes CPU from the others. The split is undone
         (``recombine_demand``) when the host's forecast is back under target.
         """
-        s = self.sim
+        s = self.state
         h = int(s.domains[d].host)
         if h in self.due or len(self.members(d)) < 3:
             return
@@ -627,7 +627,7 @@ class _Plan:
 
     def recombine_demand(self) -> None:
         """Merge a host's domains again once its forecast fits under target as one domain."""
-        s = self.sim
+        s = self.state
         for h in range(s.n_hosts):
             doms = s.domains_of(h)
             if h in self.due or len(doms) < 2 or any(not self.usable(d) for d in doms) or \
@@ -644,7 +644,7 @@ class _Plan:
 
     # ------------------------------------------------------------ 4. power
     def power(self, keep=frozenset()) -> None:
-        s = self.sim
+        s = self.state
         busy = np.zeros(s.n_hosts, bool)
         host_of = s.domain_arrays["host"]
         for arr in (s.guest_domain, s.guest_dest):
