@@ -16,6 +16,7 @@ from presplit.backends.base import (
     ReportsReady,
     Resumes,
     Summarises,
+    TakesChanges,
 )
 from presplit.backends.cloudsim_world import CloudSimWorld
 from presplit.backends.sim_world import FaultyBackend, create_world
@@ -32,6 +33,7 @@ def test_the_stored_world_and_its_faulty_wrapper_declare_what_they_can_do(tmp_pa
             assert isinstance(backend, Backend)
             for cap in (Advances, Finishes, KeepsMetrics, ReportsReady, ReplaysDemand, Closes):
                 assert isinstance(backend, cap), cap.__name__
+        assert isinstance(world, TakesChanges)
         for cap in (Orders, Summarises, HasConditions, Resumes):
             assert not isinstance(world, cap), cap.__name__
     finally:
@@ -43,4 +45,5 @@ def test_the_cloudsim_world_orders_summarises_and_resumes_itself(tmp_path):
     world = CloudSimWorld(workload, "lr-mmt:1.2", fleet=cloudsim_preset(workload.n_guests, n_hosts=6))
     for cap in (Backend, Advances, Finishes, KeepsMetrics, Orders, Summarises, HasConditions, Resumes):
         assert isinstance(world, cap), cap.__name__
-    assert not isinstance(world, ReportsReady) and not isinstance(world, ReplaysDemand)
+    for cap in (ReportsReady, ReplaysDemand, TakesChanges):
+        assert not isinstance(world, cap), cap.__name__

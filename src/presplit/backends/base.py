@@ -31,6 +31,7 @@ protocol            member                               who uses it
 :class:`HasConditions` ``conditions``                    its own pre/post-conditions (not a ClusterState's)
 :class:`Resumes`    ``resume(history, interval_s)``      rebuilt in memory from the journal's history (CloudSim)
 :class:`Closes`     ``close()``                          a store or processes to release when the face ends
+:class:`TakesChanges` ``launch_guest``, ``add_window``  an operator's new guest or maintenance window (serve)
 ==================  ===================================  ==================================================
 
 A backend that wraps another must define the members it forwards (Python
@@ -163,6 +164,15 @@ class Resumes(Protocol):
     world stands at."""
 
     def resume(self, history, interval_s: float | None = None) -> float: ...
+
+
+@runtime_checkable
+class TakesChanges(Protocol):
+    """Takes an operator's changes of the world itself: a new guest (pending, fed by ``cpu``) and a window."""
+
+    def launch_guest(self, guest, cpu, mem_mb=None) -> int: ...
+
+    def add_window(self, window) -> None: ...
 
 
 @runtime_checkable
