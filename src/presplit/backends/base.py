@@ -18,21 +18,21 @@ Anything more a backend can do is an optional capability, declared here as
 a small runtime-checkable protocol; the loop, the applier and the faces ask
 ``isinstance(backend, Advances)``, never ``getattr``:
 
-==================  ===================================  ==================================================
-protocol            member                               who uses it
-==================  ===================================  ==================================================
-:class:`Advances`   ``advance(t)``                       the simulated clock moves the world (sim, CloudSim)
-:class:`Finishes`   ``finish() -> dict``                 the loop's report at the end of a run
-:class:`KeepsMetrics` ``metrics_row() -> dict``          the run's metrics so far, to the journal's ``meta``
-:class:`Orders`     ``order(actions, limits, state)``    the backend orders a proposal itself (CloudSim)
-:class:`Summarises` ``summary() -> dict``                what ``presplit state`` shows, in its own words
-:class:`ReportsReady` ``ready_at(action)``               a resumed plan waits exactly as the one that died
-:class:`ReplaysDemand` ``demand_at(t)``                  a restarted controller's forecasts see the past again
-:class:`HasConditions` ``conditions``                    its own pre/post-conditions (not a ClusterState's)
-:class:`Resumes`    ``resume(history, interval_s)``      rebuilt in memory from the journal's history (CloudSim)
-:class:`Closes`     ``close()``                          a store or processes to release when the face ends
-:class:`TakesChanges` ``launch_guest``, ``add_window``  an operator's new guest or maintenance window (serve)
-==================  ===================================  ==================================================
+======================  =================================  =======================================================
+protocol                member                             who uses it
+======================  =================================  =======================================================
+:class:`Advances`       ``advance(t)``                     the simulated clock moves the world (sim, CloudSim)
+:class:`Finishes`       ``finish() -> dict``               the loop's report at the end of a run
+:class:`KeepsMetrics`   ``metrics_row() -> dict``          the run's metrics so far, to the journal's ``meta``
+:class:`Orders`         ``order(actions, limits, state)``  the backend orders a proposal itself (CloudSim)
+:class:`Summarises`     ``summary() -> dict``              what ``presplit state`` shows, in its own words
+:class:`ReportsReady`   ``ready_at(action)``               a resumed plan waits exactly as the one that died
+:class:`ReplaysDemand`  ``demand_at(t)``                   a restarted controller's forecasts see the past again
+:class:`HasConditions`  ``conditions``                     its own pre/post-conditions (not a ClusterState's)
+:class:`Resumes`        ``resume(history, interval_s)``    rebuilt in memory from the journal's history (CloudSim)
+:class:`Closes`         ``close()``                        a store or processes to release when the face ends
+:class:`TakesChanges`   ``launch_guest``, ``add_window``   an operator's new guest or maintenance window (serve)
+======================  =================================  =======================================================
 
 A backend that wraps another must define the members it forwards (Python
 3.12's ``isinstance`` on a protocol does not see ``__getattr__``). Errors a
