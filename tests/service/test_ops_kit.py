@@ -240,6 +240,8 @@ def test_dashboard_queries_and_rules_work_on_a_real_prometheus(served, setup_too
 
     def query(q):
         r = httpx.get(api + "/query", params={"query": q}, timeout=10)
+        if r.status_code == 503:  # Prometheus answers 503 until its storage is ready: the wait below retries
+            raise httpx.HTTPError(f"{q}: not ready: {r.text}")
         assert r.status_code == 200, f"{q}: {r.text}"
         return r.json()["data"]["result"]
 
