@@ -28,7 +28,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V, conditions_for
+from presplit.apply.conditions import conditions_for
+from presplit.plan.actions import Verdict
 from presplit.apply.journal import Journal
 from presplit.apply.status import FAILED_STATES, ActionStatus, PlanStatus
 from presplit.backends.base import BackendError, ReportsReady
@@ -104,13 +105,13 @@ class Applier:
             for i in list(running) if look else ():
                 a = by_idx[i].action
                 verdict, why = self.cond.postcondition(state, a, before.get(i, {}))
-                if verdict == DONE:
+                if verdict == Verdict.DONE:
                     self._mark(plan_id, i, status, ActionStatus.SUCCEEDED, event="finished", detail=why)
                     just_done.append(i)
-                elif verdict == PENDING_V and self.clock.now() - started_at[i] <= self.timeout:
+                elif verdict == Verdict.PENDING and self.clock.now() - started_at[i] <= self.timeout:
                     continue
                 else:
-                    why = why if verdict != PENDING_V else f"timed out after {self.timeout:g} s: {why}"
+                    why = why if verdict != Verdict.PENDING else f"timed out after {self.timeout:g} s: {why}"
                     self._fail(plan_id, i, a, status, before, why, state, verdict)
                     state = self.backend.observe()
                 del running[i]
@@ -124,7 +125,7 @@ class Applier:
                     # so the plan's status follows its actions. Launching stops if the world stays broken.
                     for i in just_done:
                         self._fail(plan_id, i, by_idx[i].action, status, before,
-                                   f"invariant violated after it: {text}", state, DONE)
+                                   f"invariant violated after it: {text}", state, Verdict.DONE)
                     state = self.backend.observe()
                     if [p for p in self.cond.invariants(state) if p not in baseline]:
                         broken = text
@@ -248,7 +249,7 @@ class Applier:
         self._mark(plan_id, i, status, ActionStatus.FAILED, error=why)
         if verdict is None:
             verdict, _ = self.cond.postcondition(state, action, before.get(i, {}))
-        if verdict == NOT_RUN:
+        if verdict == Verdict.NOT_RUN:
             return  # nothing happened in the world: nothing to revert
         if action.kind not in self.reversible:
             self._mark(plan_id, i, status, ActionStatus.REVERT_FAILED, detail=f"{action.kind} cannot be reverted")

@@ -24,13 +24,9 @@ provide ``precondition``/``capture``/``postcondition`` methods of their own;
 
 from __future__ import annotations
 
-from presplit.model.domains import PENDING
+from presplit.backends.base import HasConditions
 from presplit.plan import apply_action
 from presplit.plan.actions import Verdict
-
-# The verdicts' old names, only while apply/applier.py and apply/reconcile.py still import them
-# (use Verdict.DONE, Verdict.PENDING, Verdict.NOT_RUN).
-DONE, PENDING_V, NOT_RUN = Verdict.DONE, Verdict.PENDING, Verdict.NOT_RUN
 
 
 def precondition(state, action) -> str | None:
@@ -66,8 +62,7 @@ class Conditions:
 
 def conditions_for(backend):
     """The backend's own conditions when it has them (``backend.conditions``), else the ClusterState ones."""
-    return getattr(backend, "conditions", None) or Conditions
+    return backend.conditions if isinstance(backend, HasConditions) else Conditions
 
 
-__all__ = ["DONE", "PENDING_V", "NOT_RUN", "PENDING", "Verdict", "precondition", "capture",
-           "postcondition", "conditions_for", "Conditions"]
+__all__ = ["Verdict", "precondition", "capture", "postcondition", "conditions_for", "Conditions"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from presplit.apply.applier import Applier, PlanResult
-from presplit.apply.conditions import DONE, NOT_RUN, PENDING_V
+from presplit.plan.actions import Verdict
 from presplit.apply.status import ActionStatus
 from presplit.backends.base import ReportsReady
 
@@ -60,18 +60,18 @@ def reconcile(applier: Applier, *, max_age_s: float | None = None, resume: bool 
             a, before = by_idx[i], jp.before.get(i, {})
             if s == ActionStatus.STARTED:
                 verdict, why = cond.postcondition(state, a, before)
-                if verdict == DONE and precise and not (max_age_s is not None
+                if verdict == Verdict.DONE and precise and not (max_age_s is not None
                                                         and clock.now() - jp.tick > max_age_s):
                     journal.mark(pid, i, ActionStatus.STARTED, event="reconciled", t=clock.now(),
                                  detail=f"finished while the controller was away: {why}; the resumed plan "
                                         "takes it as done when it looks")
-                elif verdict == DONE:
+                elif verdict == Verdict.DONE:
                     journal.mark(pid, i, ActionStatus.SUCCEEDED, event="reconciled", t=clock.now(),
                                  detail=f"finished while the controller was away: {why}")
-                elif verdict == PENDING_V:
+                elif verdict == Verdict.PENDING:
                     journal.mark(pid, i, ActionStatus.STARTED, event="reconciled", t=clock.now(),
                                  detail=f"still running: {why}")
-                elif verdict == NOT_RUN:
+                elif verdict == Verdict.NOT_RUN:
                     journal.mark(pid, i, ActionStatus.PLANNED, event="reconciled", t=clock.now(),
                                  detail=f"never ran before the crash: {why}")
                 else:

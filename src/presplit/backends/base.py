@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from presplit.errors import PresplitError
-from presplit.plan.actions import Action
+from presplit.plan.actions import ACTION_KINDS, REVERSIBLE_KINDS, Action
+from presplit.registry import Registry
 
-ALL_KINDS = ("SplitDomain", "ResizeDomain", "MergeDomains", "MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn",
-             "PowerOff", "PatchDomain", "SetMigrationShare")
+ALL_KINDS = ACTION_KINDS  # every registered action kind (presplit.plan.actions); a backend may do fewer
 
 
 class BackendError(PresplitError, RuntimeError):
@@ -71,8 +71,7 @@ class Capabilities:
 
     name: str
     kinds: tuple[str, ...] = ALL_KINDS
-    reversible: tuple[str, ...] = ("MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn", "PowerOff", "SplitDomain",
-                                   "ResizeDomain", "SetMigrationShare")
+    reversible: tuple[str, ...] = REVERSIBLE_KINDS
     simulated: bool = False
     interval_s: float = 300.0
     start_s: float = 0.0
@@ -182,22 +181,25 @@ class Closes(Protocol):
     def close(self) -> Any: ...
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {}
+def _qemu(*args, **kwargs) -> Backend:
+    # Imported only when a QEMU backend is built, so runs on the simulator never load QEMU code.
+    from presplit.backends.qemu.backend import factory
+
+    return factory(*args, **kwargs)
 
 
-def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+# The same registry shape as policies' and forecasters' (presplit.registry), with entry points
+# (group ``presplit.backends``) so that an installed package can add a backend. The simulated world
+# is not a factory here: it is the default world of ``run``/``serve``, built from a scenario and a store.
+BACKENDS: Registry[Callable[..., Backend]] = Registry("backend", group="presplit.backends", error=BackendError)
+BACKENDS.register("qemu", _qemu, summary="real hosts: QEMU guests, cgroup split domains, network-namespace hosts")
+
+
+def register_backend(name: str, factory: Callable[..., Backend], *, summary: str = "") -> None:
     """Register a backend factory by name; a second registration of one name is refused."""
-    if name in BACKENDS:
-        raise ValueError(f"backend {name!r} is already registered")
-    BACKENDS[name] = factory
+    BACKENDS.register(name, factory, summary=summary)
 
 
 def backend_factory(name: str) -> Callable[..., Backend]:
-    if name == "qemu" and name not in BACKENDS:
-        # The real backend registers itself when imported; imported only when asked for,
-        # so runs on the simulator never load QEMU code.
-        import presplit.backends.qemu.backend  # noqa: F401
-    if name in BACKENDS:
-        return BACKENDS[name]
-    known = ", ".join(["sim", "qemu", *(k for k in BACKENDS if k != "qemu")])
-    raise BackendError(f"unknown backend {name!r}; known: {known}")
+    """The factory registered as ``name`` (a built-in or an installed entry point); BackendError if none."""
+    return BACKENDS.get(name)

@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from presplit import __version__
 from presplit.service.auth import Auth, read_access
+from presplit.service.errors import ServiceError
 from presplit.service.live import LiveHub
 from presplit.service.metrics import Metrics
 from presplit.service.routes.common import MAX_BODY, short_errors, short_msg, short_text
-from presplit.service.runner import Runner, ServiceConfig, ServiceError
+from presplit.service.runner import Runner, ServiceConfig
 
 STATIC = files("presplit.service") / "static"
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import numpy as np
 import sqlalchemy as sa
 
+from presplit.backends.base import TakesChanges
 from presplit.durations import DurationError, parse_duration
 from presplit.model.domains import Guest, PatchWindowSim
 from presplit.service import schemas as S
-from presplit.service.runner import ServiceError
+from presplit.service.errors import ServiceError
 
 
 def _world(runner):
     w = runner.world
-    if w is None or not hasattr(w, "launch_guest"):
+    if not isinstance(w, TakesChanges):
         raise ServiceError(409, f"the {runner.cfg.backend} backend does not take this change from the API")
     return w
 

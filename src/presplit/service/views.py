@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from presplit.model.domains import GUEST_STATES, MIGRATING
-from presplit.policies.presplit.outlook import quantile_last_axis, upper
+from presplit.forecast.outlook import quantile_last_axis, upper
 from presplit.service import schemas as S
 
 _HOSTS = TypeAdapter(list[S.Host])

@@ -2,9 +2,9 @@
 
 The domain engine reveals each guest's demand one tick at a time; this feed
 keeps the last ``window`` samples (newest first) and answers the engine's
-:class:`presplit.sim.domain_engine.Forecasts` protocol with the presplit
+:class:`presplit.policies.api.DomainForecasts` protocol with the presplit
 outlook (a window quantile plus the short-term trend, see
-:mod:`presplit.policies.presplit.outlook`). It also hands out the raw recent
+:mod:`presplit.forecast.outlook`). It also hands out the raw recent
 series, so a policy can form correlation-aware outlooks of *sets* of guests
 (a domain, a host) from their summed series: CPU always, and disk and
 network IO when the scenario's services carry IO (kept only then: the IO
@@ -25,7 +25,7 @@ import numpy as np
 from typing import Callable
 
 from presplit.model.cluster import ClusterState
-from presplit.policies.presplit.outlook import OutlookParams, upper
+from presplit.forecast.outlook import OutlookParams, upper
 
 
 class ObservedForecasts:

@@ -406,7 +406,9 @@ class QemuBackend:
 
     # ------------------------------------------------------------------ the protocol
     def capabilities(self) -> Capabilities:
-        return Capabilities("qemu", kinds=ALL_KINDS,
+        # The kinds it has a "do it" method for (RestartGuest: the failover backend's), out of every kind.
+        kinds = tuple(k for k in ALL_KINDS if callable(getattr(self, f"_do_{k}", None)))
+        return Capabilities("qemu", kinds=kinds,
                             reversible=("MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn", "PowerOff",
                                         "SplitDomain", "ResizeDomain", "ResizeGuest"),
                             simulated=False, interval_s=self.spec.interval_s, start_s=0.0, max_concurrent=1)
@@ -987,13 +989,3 @@ def _has_qemu_section(path) -> bool:
     except (OSError, ValueError):
         return False
 
-
-def register() -> None:
-    """Register ``qemu`` with :func:`presplit.backends.base.register_backend` (idempotent)."""
-    from presplit.backends.base import BACKENDS, register_backend
-
-    if "qemu" not in BACKENDS:
-        register_backend("qemu", factory)
-
-
-register()

@@ -33,7 +33,8 @@ are the fields alone). A backend keeps only how to do a kind for real (its
 ``ACTION_KINDS`` names every kind, ``REVERSIBLE_KINDS`` those the simulated
 world can revert, ``KINDS`` maps names to classes (the journal decodes by it).
 Adding a kind: one new module here, imported below, plus the backends' do-it
-methods (``docs/actions.md`` walks through :class:`ResizeGuest`).
+methods (``docs/architecture.md``, "Action kinds: one home each", walks
+through :class:`ResizeGuest`).
 """
 
 from presplit.plan.actions.base import (
