@@ -40,10 +40,22 @@ def _run(util, fleet, forecaster=None, **params):
     return policy, result
 
 
-def test_defaults_are_todays_behaviour():
+def test_defaults_are_the_measured_ones():
+    """The defaults are what measured best (docs/prediction-results.md): calibrated packing at level 0.7, on
+    Autopilot's 1-hour bound; relief, placement and the fit test as before."""
     p = ConsolidationParams()
-    assert (p.calibrate, p.calibrate_score, p.relief_cost, p.place, p.fit_test) == (
-        "off", "ratio", "ram", "fit", "joint")
+    assert (p.calibrate, p.calibrate_level, p.calibrate_score, p.relief_cost, p.place, p.fit_test) == (
+        "pack", 0.7, "ratio", "ram", "fit", "joint")
+    assert PredictiveConsolidation().default_forecaster == "baseline-autopilot-1h"
+
+
+@pytest.mark.parametrize("forecaster, calibrated", [
+    (None, True), ("outlook", True), ("baseline-autopilot-1h", True), ("reactive", False), ("oracle", False)])
+def test_the_what_if_bounds_are_never_calibrated(day, forecaster, calibrated):
+    """reactive is the last value with no margin and oracle the truth: a calibrated margin would change them."""
+    util, fleet = _small(day, n=40, ticks=20)
+    policy, _ = _run(util, fleet, forecaster=forecaster)
+    assert (policy._calibrator is not None) == calibrated
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -101,12 +113,13 @@ def test_calibrated_policy_learns_only_from_what_it_observed(day):
     assert any("calibrated x" in d.numbers["forecast"] for d in before.decisions if d.time > 13 * 300.0)
 
 
-def test_each_option_changes_the_run_and_the_default_run_is_unchanged(day):
+def test_each_option_changes_the_run_and_the_defaults_are_what_they_say(day):
     util, fleet = _small(day)
     base_policy, base = _run(util, fleet)
-    _, explicit = _run(util, fleet, calibrate="off", relief_cost="ram", place="fit", fit_test="joint")
+    _, explicit = _run(util, fleet, calibrate="pack", calibrate_level=0.7, relief_cost="ram", place="fit",
+                       fit_test="joint")
     assert explicit.metrics == base.metrics
-    for option in (dict(calibrate="pack"), dict(relief_cost="demand"), dict(place="complement"),
+    for option in (dict(calibrate="off"), dict(relief_cost="demand"), dict(place="complement"),
                    dict(fit_test="additive")):
         policy, result = _run(util, fleet, **option)
         assert [(d.guest, d.target) for d in policy.decisions] != \

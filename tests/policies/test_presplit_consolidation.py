@@ -38,8 +38,9 @@ def state(placement: dict[int, list[int]], history: dict[int, list[float]], n_ho
 
 
 def fresh_policy(**params) -> PredictiveConsolidation:
-    policy = PredictiveConsolidation(ConsolidationParams(**params))
-    return policy
+    """A policy deciding on the outlook: these scenarios give a history and no earlier ticks, and the outlook
+    reads that window whole (a registry forecaster such as the default learns from the ticks it is fed)."""
+    return PredictiveConsolidation(ConsolidationParams(**params), forecaster="outlook")
 
 
 STEADY = [0.5] * 12

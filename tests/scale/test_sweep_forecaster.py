@@ -35,13 +35,13 @@ def test_forecasters_apply_to_presplit_only_and_label_the_runs():
                         forecasters=["outlook", "oracle"])
     assert [(s.label, s.forecaster) for s in specs] == [
         ("lr-mmt:1.2", "none"),
-        ("presplit[target=0.9]", "outlook"), ("presplit[target=0.9] [oracle]", "oracle"),
-        ("presplit[target=0.95]", "outlook"), ("presplit[target=0.95] [oracle]", "oracle")]
+        ("presplit[target=0.9] [outlook]", "outlook"), ("presplit[target=0.9] [oracle]", "oracle"),
+        ("presplit[target=0.95] [outlook]", "outlook"), ("presplit[target=0.95] [oracle]", "oracle")]
     assert specs[2].key == ("d", "presplit", '{"target": 0.9}', "oracle")
-    # No --forecaster: the policy's own outlook, and the labels of before.
+    # No --forecaster: the policy's default (baseline-autopilot-1h), and labels without a suffix.
     plain = expand_runs(["presplit", "dvfs"], [], [("d", "/x", None)])
     assert [(s.label, s.forecaster, s.decision_forecaster) for s in plain] == [
-        ("presplit", "outlook", None), ("dvfs", "none", None)]
+        ("presplit", "baseline-autopilot-1h", None), ("dvfs", "none", None)]
 
 
 @pytest.mark.parametrize("policies, forecasters, needle", [
@@ -87,7 +87,7 @@ def test_dask_sweep_over_forecasters_matches_sequential(small_days, tmp_path):
     assert (summary.done, summary.failed, summary.rows) == (4, [], 4)
     rows = pq.read_table(out).to_pylist()
     assert sorted((r["run"], r["forecaster"]) for r in rows) == [
-        ("lr-mmt:1.2", "none"), ("presplit", "outlook"), ("presplit [oracle]", "oracle"),
+        ("lr-mmt:1.2", "none"), ("presplit [oracle]", "oracle"), ("presplit [outlook]", "outlook"),
         ("presplit [reactive]", "reactive")]
     by = {r["forecaster"]: r for r in rows}
     assert by["oracle"]["esv"] < by["reactive"]["esv"]  # the forecasts decide: the runs differ
@@ -123,8 +123,8 @@ def test_cli_sweep_rows_carry_the_forecaster_and_the_report_reads_them(small_day
     assert result.exit_code == 0, result.output
     rows = pq.read_table(out).to_pylist()
     assert [(r["run"], r["forecaster"]) for r in rows] == [  # sorted: parameter values, then forecaster
-        ("presplit[target=0.9] [oracle]", "oracle"), ("presplit[target=0.9]", "outlook"),
-        ("presplit[target=0.95] [oracle]", "oracle"), ("presplit[target=0.95]", "outlook")]
+        ("presplit[target=0.9] [oracle]", "oracle"), ("presplit[target=0.9] [outlook]", "outlook"),
+        ("presplit[target=0.95] [oracle]", "oracle"), ("presplit[target=0.95] [outlook]", "outlook")]
     from presplit.scale.report import load_results
 
     assert len({r["run"] for r in load_results(out)}) == 4
@@ -142,8 +142,8 @@ def test_presplit_consolidate_sweeps_like_presplit_and_bad_option_values_are_ref
     specs = expand_runs(["presplit-consolidate"], [("calibrate", ["off", "pack"]), ("calibrate_level", [0.8])],
                         [("d", "/x", None)], forecasters=["baseline-autopilot-1h"])
     assert [s.label for s in specs] == [
-        "presplit-consolidate[calibrate=off,calibrate_level=0.8] [baseline-autopilot-1h]",
-        "presplit-consolidate[calibrate=pack,calibrate_level=0.8] [baseline-autopilot-1h]"]
+        "presplit-consolidate[calibrate=off,calibrate_level=0.8]",
+        "presplit-consolidate[calibrate=pack,calibrate_level=0.8]"]
     with pytest.raises(SweepError, match="--param: presplit relief_cost 'cheap': expected one of ram, demand"):
         expand_runs(["presplit"], [("relief_cost", ["cheap"])], [("d", "/x", None)])
 

@@ -275,7 +275,8 @@ def models_cmd(json_path) -> None:
     from presplit.forecast.registry import MODELS
     from presplit.registry import entry_point_origin
 
-    about = {"outlook": "presplit's outlook: window quantile plus trend of the summed observed series (default)",
+    about = {"outlook": "presplit's outlook: window quantile plus trend of the summed observed series (the "
+                           "split-domain presplit's default)",
              "reactive": "the last observed value, no margin",
              "oracle": "the trace's true demand from now to the horizon, nothing beyond (simulation only)",
              # models whose class has no docstring line of its own

@@ -63,7 +63,8 @@ def _scenario_kind(name: str):
 @click.option("--fail-fraction", default=0.0, type=float, show_default=True, callback=lambda _c, _p, v: _fraction(v),
               help="Fault injection: fail this fraction of executed actions, 0 to 1 (sim backend).")
 @click.option("--forecaster", "forecaster_name", default=None, metavar="NAME",
-              help="Forecast the presplit policy decides on (default: the profile's `forecaster:`, else outlook): "
+              help="Forecast the presplit policy decides on (default: the profile's `forecaster:`, else the "
+                   "policy's own: outlook on split domains, baseline-autopilot-1h for presplit-consolidate): "
                    "outlook, reactive or any model of `presplit forecast models` (the oracle needs the trace's "
                    "future: presplit simulate only).")
 @click.option("--new-journal", is_flag=True,

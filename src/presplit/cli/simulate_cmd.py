@@ -203,8 +203,9 @@ def render_failure_table(rows: Sequence[dict]):
                    "'-' writes them to stdout instead of the table. Example: --json results.json")
 @click.option("--forecaster", "forecasters", multiple=True, metavar="NAME",
               help="Forecast the presplit policy decides on; repeatable (one row per trace x policy x forecaster; "
-                   "policies that decide on no forecast run once): outlook (the default), reactive (the last "
-                   "value), oracle (the trace's true future over the horizon; simulation only), or any model of "
+                   "policies that decide on no forecast run once). Default: each policy's own (presplit on split "
+                   "domains: outlook; on the CloudSim engine: baseline-autopilot-1h with calibrated host bounds). "
+                   "Names: outlook, reactive (the last value), oracle (the trace's true future over the horizon; simulation only), or any model of "
                    "`presplit forecast models`. Example: --forecaster reactive --forecaster oracle")
 @click.option("--model", "model_name", type=click.Choice(["cloudsim", "realistic"]), default=None,
               help="Model preset: cloudsim (CloudSim 3.0.3's, for parity: memory is asked for only at start, hosts "

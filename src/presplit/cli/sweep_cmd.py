@@ -23,8 +23,8 @@ from presplit.cli.policies_cmd import POLICY_HELP
 @click.option("--forecaster", "forecasters", multiple=True, metavar="NAME",
               help="Forecast the presplit policy decides on; repeatable (each presplit parameter combination runs "
                    "once per forecaster; policies that decide on no forecast run once, forecaster 'none'): "
-                   "outlook (the default: presplit's own, set by the outlook.* parameters), reactive, oracle "
-                   "(the trace's true future over the horizon), or any model of `presplit forecast models`. "
+                   "baseline-autopilot-1h (the default), outlook (set by the outlook.* parameters), reactive, "
+                   "oracle (the trace's true future over the horizon), or any model of `presplit forecast models`. "
                    "Example: --forecaster outlook --forecaster oracle")
 @click.option("--trace", "traces", multiple=True, metavar="PATH",
               help="Trace or `presplit fleet generate` folder; repeatable (its manifest's host count is "

@@ -59,12 +59,15 @@ from pathlib import Path
 import numpy as np
 
 from presplit.errors import InputError
+from presplit.policies.presplit.consolidation import DEFAULT_FORECASTER as CONSOLIDATION_DEFAULT_FORECASTER
 
 DETECTOR_PARAM = {"thr": "threshold", "iqr": "safety", "mad": "safety", "lr": "safety", "lrr": "safety"}
 PARAM_EXAMPLE = "safety=1.1,1.2,1.3"
 PARTS_SUFFIX = ".parts"
 KEY_COLUMNS = ("trace", "policy", "params", "forecaster")
-DEFAULT_FORECASTER = "outlook"  # what a policy that takes a forecaster decides on when given none
+# What presplit decides on when given no forecaster (its rows carry this name, their labels no suffix).
+DEFAULT_FORECASTER = CONSOLIDATION_DEFAULT_FORECASTER
+LEGACY_FORECASTER = "outlook"  # what presplit decided on in results files written before forecasters were swept
 NO_FORECASTER = "none"  # the forecaster column of a policy that decides on no forecast
 PRESPLIT_NAMES = ("presplit", "presplit-consolidate")  # the CloudSim-engine presplit, by either of its names
 VOLATILE_COLUMNS = ("wall_s", "peak_rss_mb")  # depend on the machine, not on the run
@@ -155,7 +158,7 @@ class RunSpec:
     params: tuple[tuple[str, object], ...]  # sorted (name, value)
     seed: int = 0
     source: str = ""  # a plugin: the spec a worker loads it by (a file spec made absolute); "" for built-ins
-    forecaster: str = NO_FORECASTER  # decision forecaster: "outlook" (the policy's own), "none" or a name
+    forecaster: str = NO_FORECASTER  # decision forecaster: DEFAULT_FORECASTER (the policy's own), "none" or a name
 
     @property
     def params_json(self) -> str:
@@ -168,7 +171,7 @@ class RunSpec:
     @property
     def label(self) -> str:
         """How the run is called in tables: ``lr-mmt:1.2`` (as CloudSim names it), ``presplit[target=0.9]``,
-        and with a forecaster other than the policy's own outlook ``presplit[target=0.9] [oracle]`` (as
+        and with a forecaster other than the policy's default ``presplit[target=0.9] [oracle]`` (as
         ``presplit simulate`` shows it)."""
         suffix = "" if self.forecaster in (DEFAULT_FORECASTER, NO_FORECASTER) else f" [{self.forecaster}]"
         if not self.params:
@@ -179,7 +182,7 @@ class RunSpec:
 
     @property
     def decision_forecaster(self) -> str | None:
-        """What the policy object is given: None for its own outlook (or no forecast), else the name."""
+        """What the policy object is given: None for its default (or no forecast), else the name."""
         return None if self.forecaster in (DEFAULT_FORECASTER, NO_FORECASTER) else self.forecaster
 
 
@@ -238,7 +241,7 @@ def takes_forecaster(spec: RunSpec) -> bool:
 
 def default_forecaster(policy: str) -> str:
     """The forecaster column of a row from a results file that has none (written before the column existed)."""
-    return DEFAULT_FORECASTER if policy.startswith("presplit") else NO_FORECASTER
+    return LEGACY_FORECASTER if policy.startswith("presplit") else NO_FORECASTER
 
 
 def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],

@@ -79,7 +79,7 @@ def run_simulation(workload: Workload, policy: str, *, fleet: Fleet | None = Non
     obj = make_policy(policy, seed=seed)
     if takes_forecaster(obj):
         obj.forecaster_name = forecaster
-        used = forecaster or "outlook"
+        used = forecaster or getattr(obj, "default_forecaster", "outlook")
     elif forecaster is not None:
         from presplit.policies import PolicyError
 
