@@ -170,3 +170,31 @@ def test_run_and_serve_duration_options_take_the_whole_grammar(text):
     from presplit.cli.run_cmd import duration_option
 
     assert duration_option(text, "--interval", positive=True) == 5400.0
+
+
+@pytest.mark.parametrize("value, seconds", [("PT2S", 2.0), ("1500ms", 1.5), ("1min", 60.0), ("3", 3.0)])
+def test_the_option_type_reads_the_whole_grammar(value, seconds):
+    import click
+
+    from presplit.cli.options import Duration
+
+    @click.command()
+    @click.option("--hold", type=Duration(low=0.5, high=60.0), default=2.0)
+    def cmd(hold):
+        click.echo(repr(hold))
+
+    assert CliRunner().invoke(cmd, ["--hold", value]).output.strip() == repr(seconds)
+    assert CliRunner().invoke(cmd, []).output.strip() == "2.0"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--heartbeat-timeout", "90s"], "'90s' is outside 500ms..1m"),
+    (["--max-seconds", "-5"], "'-5' is negative"),
+    (["--view-every", "0"], "'0' is zero"),
+    (["--hold", "1 fortnight"], "'fortnight' is not a unit"),
+])
+def test_demo_duration_options_refuse_before_anything_starts(args, words):
+    from presplit.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["demo", "qemu", *args])
+    assert result.exit_code == 2 and words in result.output

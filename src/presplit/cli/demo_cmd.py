@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from presplit.cli.options import Duration
+
 
 @click.group("demo", context_settings={"help_option_names": ["-h", "--help"]})
 def demo() -> None:
@@ -16,18 +18,19 @@ def demo() -> None:
 @click.option("--scripted", is_flag=True,
               help="Run the old fixed plan (split, move, migrate, patch, merge, migrate back) instead of "
                    "letting the presplit policy decide.")
-@click.option("--max-seconds", "max_s", default=150.0, show_default=True, type=float,
+@click.option("--max-seconds", "max_s", default=150.0, show_default=True, type=Duration(positive=True),
               help="Stop the control loop after this long even if not every action kind happened.")
-@click.option("--hold", "hold_s", default=2.0, show_default=True, type=float,
-              help="With --scripted: seconds to let the guests run between phases.")
+@click.option("--hold", "hold_s", default=2.0, show_default=True, type=Duration(),
+              help="With --scripted: how long to let the guests run between phases (e.g. 2s).")
 @click.option("--memory-mib", default=128, show_default=True, type=int, help="RAM of each guest.")
-@click.option("--view-every", default=2.0, show_default=True, type=float, help="Seconds between live views.")
+@click.option("--view-every", default=2.0, show_default=True, type=Duration(positive=True),
+              help="Time between live views (e.g. 2s).")
 @click.option("--failover", is_flag=True,
               help="Break things instead: kill one host's QEMU processes, then a whole host (namespace), then "
                    "the controller during a live migration; the controller restarts the guests and adopts the "
                    "world after its own restart. --json then holds failed_host, restarted_guests, "
                    "restart_max_s, duplicate_guests, guests_running, guests_total, controller_kills.")
-@click.option("--heartbeat-timeout", "hb_timeout_s", default=3.0, show_default=True, type=click.FloatRange(0.5, 60),
+@click.option("--heartbeat-timeout", "hb_timeout_s", default=3.0, show_default=True, type=Duration(low=0.5, high=60.0),
               help="With --failover: a guest silent this long (heartbeats every 200 ms) has failed.")
 def qemu(json_path, scripted, max_s, hold_s, memory_mib, view_every, failover, hb_timeout_s) -> None:
     """2 hosts, 4 guests, the presplit policy deciding every 3 s: it splits host 0 ahead of its
