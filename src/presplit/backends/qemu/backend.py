@@ -406,11 +406,11 @@ class QemuBackend:
 
     # ------------------------------------------------------------------ the protocol
     def capabilities(self) -> Capabilities:
-        # The kinds it has a "do it" method for (RestartGuest: the failover backend's), out of every kind.
+        # What it can do and undo: the kinds it has a "do it" (``_do_<Kind>``) and an "undo it" (``_undo_<Kind>``)
+        # method for, out of every kind (RestartGuest: the failover backend's).
         kinds = tuple(k for k in ALL_KINDS if callable(getattr(self, f"_do_{k}", None)))
-        return Capabilities("qemu", kinds=kinds,
-                            reversible=("MoveGuest", "MigrateGuest", "PlaceGuest", "PowerOn", "PowerOff",
-                                        "SplitDomain", "ResizeDomain", "ResizeGuest"),
+        reversible = tuple(k for k in kinds if callable(getattr(self, f"_undo_{k}", None)))
+        return Capabilities("qemu", kinds=kinds, reversible=reversible,
                             simulated=False, interval_s=self.spec.interval_s, start_s=0.0, max_concurrent=1)
 
     def now(self) -> float:
@@ -448,50 +448,62 @@ class QemuBackend:
             return Receipt(True, "", state.now, ready, details)
 
     def revert(self, action, before: dict) -> Receipt:
+        """Undo ``action`` for real, through its kind's ``_undo_<Kind>`` (the kinds without one cannot be)."""
         with self.lock:
             state = self._refresh()
             self.state = state
-            a = action
-            if isinstance(a, PlaceGuest):
-                g = a.guest
-                if int(state.guest_domain[g]) == a.domain and int(state.guest_status[g]) == RUNNING:
-                    guest = self.guests.pop(g, None)
-                    if guest is not None:
-                        guest.stop()
-                    self.state = state.evolve(guest_domain=_set(state.guest_domain, g, -1),
-                                              guest_status=_set(state.guest_status, g, PENDING))
-                    return Receipt(True, "guest stopped, pending again", state.now, self.now())
-                return Receipt(True, "guest not placed there: nothing to undo", state.now, state.now)
-            if isinstance(a, (MoveGuest, MigrateGuest)):
-                g, src = a.guest, before.get("guest_domain", -1)
-                if int(state.guest_domain[g]) == a.to_domain and int(state.guest_status[g]) == RUNNING and src >= 0:
-                    r = self.execute(replace(a, to_domain=src, reason=f"revert of {a.kind}"))
-                    return Receipt(r.ok, f"undone by {a.kind}" if r.ok else f"{a.kind} back refused: {r.reason}",
-                                   r.time, r.ready_at, r.details)
-                return Receipt(True, "guest not at the destination: nothing to undo", state.now, state.now)
-            if isinstance(a, (PowerOn, PowerOff)):
-                on = bool(state.host_on[a.host])
-                if on == isinstance(a, PowerOff):
-                    return Receipt(True, "host already as before", state.now, state.now)
-                undo = PowerOff(a.host, reason="revert") if isinstance(a, PowerOn) else PowerOn(a.host, reason="revert")
-                return self.execute(undo)
-            if isinstance(a, (SplitDomain, ResizeDomain)):
-                from presplit.backends.sim_revert import revert_action
+            undo = getattr(self, f"_undo_{action.kind}", None)
+            if undo is None:
+                return Receipt(False, f"{action.kind} cannot be reverted", state.now, state.now)
+            return undo(state, action, before)
 
-                new, ok, reason = revert_action(state, a, before)
-                if ok and new is not state:
-                    host = state.domains[a.domain].host
-                    try:
-                        self._sync_host(new, host)
-                    except CgroupError as exc:
-                        self._sync_host(state, host)
-                        return Receipt(False, f"cgroups refused the undo: {exc}", state.now, self.now())
-                    self.state = new
-                return Receipt(ok, reason, state.now, self.now())
-            undo = getattr(self, f"_undo_{a.kind}", None)
-            if undo is not None:
-                return undo(state, a, before)
-            return Receipt(False, f"{a.kind} cannot be reverted", state.now, state.now)
+    # ------------------------------------------------------------------ how each kind is undone
+    def _undo_PlaceGuest(self, state, a: PlaceGuest, before: dict) -> Receipt:
+        g = a.guest
+        if int(state.guest_domain[g]) == a.domain and int(state.guest_status[g]) == RUNNING:
+            guest = self.guests.pop(g, None)
+            if guest is not None:
+                guest.stop()
+            self.state = state.evolve(guest_domain=_set(state.guest_domain, g, -1),
+                                      guest_status=_set(state.guest_status, g, PENDING))
+            return Receipt(True, "guest stopped, pending again", state.now, self.now())
+        return Receipt(True, "guest not placed there: nothing to undo", state.now, state.now)
+
+    def _undo_guest_move(self, state, a: MoveGuest | MigrateGuest, before: dict) -> Receipt:
+        """A re-pin or a migration is undone by the same kind back to where the guest was."""
+        g, src = a.guest, before.get("guest_domain", -1)
+        if int(state.guest_domain[g]) == a.to_domain and int(state.guest_status[g]) == RUNNING and src >= 0:
+            r = self.execute(replace(a, to_domain=src, reason=f"revert of {a.kind}"))
+            return Receipt(r.ok, f"undone by {a.kind}" if r.ok else f"{a.kind} back refused: {r.reason}",
+                           r.time, r.ready_at, r.details)
+        return Receipt(True, "guest not at the destination: nothing to undo", state.now, state.now)
+
+    _undo_MoveGuest = _undo_MigrateGuest = _undo_guest_move
+
+    def _undo_power(self, state, a: PowerOn | PowerOff, before: dict) -> Receipt:
+        if bool(state.host_on[a.host]) == isinstance(a, PowerOff):
+            return Receipt(True, "host already as before", state.now, state.now)
+        return self.execute(PowerOff(a.host, reason="revert") if isinstance(a, PowerOn)
+                            else PowerOn(a.host, reason="revert"))
+
+    _undo_PowerOn = _undo_PowerOff = _undo_power
+
+    def _undo_domain_change(self, state, a: SplitDomain | ResizeDomain, before: dict) -> Receipt:
+        """The mirror's undo (the simulated world's, targeted), then the host's cgroups brought to it."""
+        from presplit.backends.sim_revert import revert_action
+
+        new, ok, reason = revert_action(state, a, before)
+        if ok and new is not state:
+            host = state.domains[a.domain].host
+            try:
+                self._sync_host(new, host)
+            except CgroupError as exc:
+                self._sync_host(state, host)
+                return Receipt(False, f"cgroups refused the undo: {exc}", state.now, self.now())
+            self.state = new
+        return Receipt(ok, reason, state.now, self.now())
+
+    _undo_SplitDomain = _undo_ResizeDomain = _undo_domain_change
 
     # ------------------------------------------------------------------ what the loop may also use
     def summary(self) -> dict:
