@@ -284,7 +284,11 @@ def models_cmd(json_path) -> None:
              "gbm-quantile": "one global LightGBM quantile model over every series (lags, time of day)",
              "online-ses": "online simple exponential smoothing with conformal intervals",
              "stack-quantile": "LightGBM stacked on the baselines' own forecasts (slow)",
-             "select-quantile": "per guest, the expert with the lowest recent pinball loss (slow)"}
+             "select-quantile": "per guest, the expert with the lowest recent pinball loss (slow)",
+             "baseline-autopilot-1h": "Autopilot's decayed percentile, weights halving every hour (Rzadca et al., "
+                                      "EuroSys 2020); presplit-consolidate's default, with calibrated host bounds",
+             "baseline-autopilot-12h": "Autopilot's decayed percentile, weights halving every 12 hours (Rzadca "
+                                       "et al., EuroSys 2020)"}
     installed = {name: ep for name, ep in MODELS.entry_points().items() if name not in MODELS.shadowed()}
     rows = []
     for name in forecaster_names():
