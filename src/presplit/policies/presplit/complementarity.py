@@ -25,10 +25,13 @@ with the host's ends up fuller and wins. The orders here:
   then the complementarity ratio above: packing density decides, time breaks
   the ties.
 
-Where a trace is longer than a day, daily patterns enter through the rows a
-forecaster hands over (a model that predicts the time of day of a peak puts
-it in its rows); on the CloudSim engine the policies see at most 30 samples
-(2.5 h) of history, so within-day co-movement is what is used.
+The orders here see what the forecast rows see: on the CloudSim engine 30
+samples (2.5 h) of history, so within-day co-movement. Where a trace is
+longer than a day, daily patterns enter the fit test instead (``daily`` in
+:class:`~presplit.policies.presplit.consolidation.ConsolidationParams`,
+:mod:`daily`): a destination must also have held host + guest over the same
+window on the earlier days, so guests whose daily peaks coincide are not
+candidates for each other at a quiet hour.
 """
 
 from __future__ import annotations
