@@ -400,8 +400,10 @@ def run_failover(*, json_path: str | Path | None = None, echo=print, memory_mib:
                 beating = (obs.beats(gid) or [(0.0, 0)])[-1][0] > check_t - 2.0
                 gaps = obs.gaps(gid)
                 fails = [r for r in restarts if r["guest"] == gid]
-                restart_gaps = {r["gap_start"] for r in fails}
-                other = [d for s_, d in gaps if round(s_, 6) not in restart_gaps]
+                # A restart's gap is the one that overlaps its silence (last beat before the kill .. first
+                # beat of the new process): a beat the dying process sent just after t_fail moves its start.
+                windows = [(r["gap_start"], r["gap_start"] + r["gap_s"]) for r in fails if r["gap_start"] is not None]
+                other = [d for s_, d in gaps if not any(s_ < end and s_ + d > start for start, end in windows)]
                 guests.append({
                     "id": gid, "processes": rows, "host": f"h{procs[0].host}" if len(procs) == 1 else None,
                     "running": len(rows) == 1 and rows[0]["qmp_status"] == "running" and beating,
