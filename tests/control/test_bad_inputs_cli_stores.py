@@ -61,6 +61,11 @@ CASES = [
     ("profile-cap-fraction", "run --scenario {d}/demo.yaml --db {d}/good.db --profile {d}/p-cap.yaml", 2,
      "caps.total"),
     ("profile-not-yaml", "run --scenario {d}/demo.yaml --db {d}/good.db --profile {d}/binary.yaml", 2, "binary.yaml"),
+    # a CloudSim-engine policy with arguments: the error names its argument, not the other world
+    ("profile-cloudsim-args", "run --scenario cloudsim --db {d}/cs.db --profile {d}/p-lrmmt.yaml", 2,
+     "policies[0].args.safety: policy 'lr-mmt' takes no arguments on the CloudSim engine"),
+    ("profile-cloudsim-presplit-args", "run --scenario cloudsim --db {d}/cs.db --profile {d}/p-target-ok.yaml", 2,
+     "policy 'presplit' takes no arguments on the CloudSim engine"),
     # ------------------------------------------------------------ journal URLs and files
     ("db-unsupported-url", "run --scenario {d}/demo.yaml --db mysql://u@127.0.0.1/x", 1, "unsupported journal URL"),
     ("db-sqlite-no-path", "run --scenario {d}/demo.yaml --db sqlite://", 1, "needs a file path"),
@@ -146,6 +151,8 @@ def folder(tmp_path_factory):
         "p-bool": "policies: [{name: presplit, args: {spare_hosts: true}}]",
         "p-shares": "policies: [{name: presplit, args: {min_migration_share: 0.8, max_migration_share: 0.2}}]",
         "p-cap": "policies: [presplit]\ncaps: {total: 2.5}",
+        "p-lrmmt": "policies: [{name: lr-mmt, args: {safety: 1.3}}]",
+        "p-target-ok": "policies: [{name: presplit, args: {target: 0.9}}]",
     }
     for name, body in profiles.items():
         (d / f"{name}.yaml").write_text(body + "\n")

@@ -128,8 +128,19 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
     profile = Profile(tuple(specs), limits, interval, where, forecaster)
     # Unknown policies and arguments are errors now, not at the first tick. The world is
     # not known yet: a profile is good when some world takes every policy with its arguments.
+    from presplit.policies.registry import engines
+
+    def runs_there(kind: str) -> bool:
+        try:
+            return all(kind in engines(spec.name) for spec in profile.policies)
+        except Exception:  # noqa: BLE001 - an unknown name: build_policies says so, naming the key
+            return True
+
+    # Report the problem of a world that runs every named policy (a bad argument there), not the other
+    # world's "runs on the cloudsim world" when the names already say which world it is.
+    kinds = [k for k in ("domains", "cloudsim") if runs_there(k)] or ["domains", "cloudsim"]
     errors = []
-    for kind in ("domains", "cloudsim"):
+    for kind in kinds:
         try:
             build_policies(profile, kind)
             break
@@ -143,7 +154,7 @@ def parse_profile(data, where: str = "(profile)") -> Profile:
 def build_policies(profile: Profile, kind: str | None = None) -> list:
     """Policy objects for the profile; ``kind`` ('domains' or 'cloudsim') must match the world's."""
     from presplit.policies import PolicyError, make_policy
-    from presplit.policies.params import ArgumentError, validate_args
+    from presplit.policies.params import ArgumentError, parameters, validate_args
     from presplit.policies.registry import engines
 
     out = []
@@ -157,6 +168,11 @@ def build_policies(profile: Profile, kind: str | None = None) -> list:
             raise ProfileError(profile.source, f"{key}.name",
                                f"policy {spec.name!r} runs on the {engines(spec.name)[0]} world, this backend is {kind}",
                                f"a {kind} policy")
+        if kind == "cloudsim" and spec.args and not parameters(type(obj)):
+            raise ProfileError(profile.source, f"{key}.args.{next(iter(spec.args))}",
+                               f"policy {spec.name!r} takes no arguments on the CloudSim engine",
+                               "no args: a CloudSim-engine policy takes its parameter in its name (e.g. lr-mmt:1.3); "
+                               "presplit's are swept with presplit sweep --param")
         try:
             obj = validate_args(obj, spec.args)
         except ArgumentError as exc:
