@@ -6,6 +6,10 @@ import click
 
 from presplit.durations import DurationError, format_duration, parse_duration
 
+# The forecasters a simulated run (simulate, sweep) decides on: the --forecaster help's list of names.
+FORECASTER_NAMES_HELP = ("outlook, reactive (the last value), oracle (the trace's true future over the horizon; "
+                         "simulation only), or any model of `presplit forecast models`")
+
 
 class Duration(click.ParamType):
     """A click option that takes any duration of :mod:`presplit.durations` (``5s``, ``15min``, ``PT1H``, seconds)

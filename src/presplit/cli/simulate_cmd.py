@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from presplit.cli.options import FORECASTER_NAMES_HELP
 from presplit.cli.policies_cmd import POLICY_HELP
 
 DEFAULT_POLICIES = ("dvfs", "thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2", "lr-mu:1.2", "npa", "presplit")
@@ -205,8 +206,7 @@ def render_failure_table(rows: Sequence[dict]):
               help="Forecast the presplit policy decides on; repeatable (one row per trace x policy x forecaster; "
                    "policies that decide on no forecast run once). Default: each policy's own (presplit on split "
                    "domains: outlook; on the CloudSim engine: baseline-autopilot-1h with calibrated host bounds). "
-                   "Names: outlook, reactive (the last value), oracle (the trace's true future over the horizon; simulation only), or any model of "
-                   "`presplit forecast models`. Example: --forecaster reactive --forecaster oracle")
+                   "Names: " + FORECASTER_NAMES_HELP + ". Example: --forecaster reactive --forecaster oracle")
 @click.option("--model", "model_name", type=click.Choice(["cloudsim", "realistic"]), default=None,
               help="Model preset: cloudsim (CloudSim 3.0.3's, for parity: memory is asked for only at start, hosts "
                    "boot at once) or realistic (memory is a hard limit, hosts take 180 s to boot and 60 s to stop "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from presplit.cli.options import FORECASTER_NAMES_HELP
 from presplit.cli.policies_cmd import POLICY_HELP
 
 
@@ -23,9 +24,8 @@ from presplit.cli.policies_cmd import POLICY_HELP
 @click.option("--forecaster", "forecasters", multiple=True, metavar="NAME",
               help="Forecast the presplit policy decides on; repeatable (each presplit parameter combination runs "
                    "once per forecaster; policies that decide on no forecast run once, forecaster 'none'): "
-                   "baseline-autopilot-1h (the default), outlook (set by the outlook.* parameters), reactive, "
-                   "oracle (the trace's true future over the horizon), or any model of `presplit forecast models`. "
-                   "Example: --forecaster outlook --forecaster oracle")
+                   "baseline-autopilot-1h (the default; outlook is set by the outlook.* parameters), "
+                   + FORECASTER_NAMES_HELP + ". Example: --forecaster outlook --forecaster oracle")
 @click.option("--trace", "traces", multiple=True, metavar="PATH",
               help="Trace or `presplit fleet generate` folder; repeatable (its manifest's host count is "
                    "used). Default: the scenario's trace. Example: --trace data/planetlab/20110306")
