@@ -59,16 +59,14 @@ async def put_profile(request: Request, body: S.ProfileIn):
     import dataclasses
 
     from presplit.control.profile import PolicySpec, ProfileError, build_policies, parse_profile
+    from presplit.policies.registry import entry_points, is_builtin
     from presplit.service.routes.common import invalid
 
     runner = runner_of(request)
     data = body.model_dump(exclude_none=True)
-    from presplit.policies.registry import entry_points, is_builtin
-
     if data.get("forecaster") is not None:
         from presplit.errors import InputError
         from presplit.forecast.decision import check_for_controller
-        from presplit.service.routes.common import invalid
 
         try:
             check_for_controller(data["forecaster"], "forecaster")
@@ -82,8 +80,6 @@ async def put_profile(request: Request, body: S.ProfileIn):
         name = spec["name"].strip()
         plugin_spec = ":" in name or name.endswith(".py") or "/" in name or "\\" in name
         if plugin_spec and not (is_builtin(name) or name in installed):
-            from presplit.service.routes.common import invalid
-
             raise invalid(("body", "policies", i, "name"),
                           f"{spec['name']!r}: a policy named by file or module is not accepted over the API "
                           "(it would run code from the request); install it as a presplit.policies entry point, "
