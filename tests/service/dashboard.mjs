@@ -1,22 +1,9 @@
 // Drive the dashboard in Debian's headless Chromium with playwright-core (no browser download).
 // usage: node dashboard.mjs URL SCREENSHOT.png  -> prints one JSON line with what the page showed.
-import { createRequire } from "node:module";
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
+import { launchContext } from "./chromium.mjs";
 
 const [url, shot] = process.argv.slice(2);
-const dataDir = process.env.PRESPLIT_CHROME_DIR;  // a fresh profile directory per run
-const options = {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1500, height: 1000 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-};
-// playwright-core passes --user-data-dir itself: a persistent context on our fresh folder.
-const context = dataDir ? await chromium.launchPersistentContext(dataDir, options)
-                        : await (await chromium.launch(options)).newContext({ viewport: options.viewport });
-const browser = { close: () => context.close() };
+const context = await launchContext();
 const out = { errors: [] };
 try {
   const page = await context.newPage();
@@ -55,6 +42,6 @@ try {
 } catch (e) {
   out.errors.push(String(e));
 } finally {
-  await browser.close();
+  await context.close();
 }
 console.log(JSON.stringify(out));

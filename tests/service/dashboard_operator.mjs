@@ -1,22 +1,11 @@
 // An operator's session in Debian's headless Chromium (playwright-core): fleet charts with dates, the plans list,
 // the token asked once, a recommended plan approved by a click and seen running to its end; no external request.
 // usage: node dashboard_operator.mjs URL TOKEN OUTDIR  -> prints one JSON line; screenshots in OUTDIR.
-import { createRequire } from "node:module";
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
+import { launchContext } from "./chromium.mjs";
 
 const [url, token, outdir] = process.argv.slice(2);
 const origin = new URL(url).origin;
-const dataDir = process.env.PRESPLIT_CHROME_DIR;
-const options = {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1500, height: 1000 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-};
-const context = dataDir ? await chromium.launchPersistentContext(dataDir, options)
-                        : await (await chromium.launch(options)).newContext({ viewport: options.viewport });
+const context = await launchContext();
 const out = { errors: [], external_requests: [], attempts: [] };
 // Every request goes through here: anything not for the server under test is recorded and refused.
 await context.route("**/*", (route) => {
