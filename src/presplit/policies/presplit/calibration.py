@@ -81,8 +81,9 @@ class HostCalibrator:
             if not act.any():
                 continue
             self._scores.append((rec.peak[act] - rec.raw[act]) / rec.unit[act])
-            err = float(np.mean(rec.peak[act] > rec.bound[act] * (1 + 1e-9)))
-            self.misses += int(np.sum(rec.peak[act] > rec.bound[act] * (1 + 1e-9)))
+            missed = rec.peak[act] > rec.bound[act] * (1 + 1e-9)
+            err = float(np.mean(missed))
+            self.misses += int(np.sum(missed))
             self.scored += int(act.sum())
             if self.gamma > 0:
                 self.alpha = float(np.clip(self.alpha + self.gamma * ((1.0 - self.level) - err), 1e-4, 0.5))

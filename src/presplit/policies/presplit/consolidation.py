@@ -337,9 +337,8 @@ class PredictiveConsolidation:
 
         cost = self.host_cost(e)
 
-        def host_upper(h_idx: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-            s = h_series[h_idx] if extra is None else h_series[h_idx] + extra[None, :]
-            return bound(s)
+        def host_upper(h_idx: np.ndarray) -> np.ndarray:
+            return bound(h_series[h_idx])
 
         def pack_upper(h_idx: np.ndarray, g: int | None = None) -> np.ndarray:
             """The bound a destination is packed by (the calibrated one where calibration is on)."""
@@ -351,9 +350,8 @@ class PredictiveConsolidation:
 
         undo: list[tuple] = []  # what each move changed, so a failed drain is taken back exactly
 
-        def move(g: int, dst: int, reason: str, numbers: dict) -> None:
-            src = int(host_of[g])
-            undo.append((g, src, dst, lists[src].index(g), busy_since[dst], last_move[g], received[dst]))
+        def shift(g: int, src: int, dst: int) -> None:
+            """Carry g's demand from src's running sums to dst's (a move, or a move taken back)."""
             h_series[src] -= g_series[g]
             h_series[dst] += g_series[g]
             if h_obs is not None:
@@ -363,6 +361,11 @@ class PredictiveConsolidation:
             h_now[dst] += g_now[g]
             if daily is not None:
                 daily.move(g, src, dst)
+
+        def move(g: int, dst: int, reason: str, numbers: dict) -> None:
+            src = int(host_of[g])
+            undo.append((g, src, dst, lists[src].index(g), busy_since[dst], last_move[g], received[dst]))
+            shift(g, src, dst)
             lists[src].remove(g)
             lists[dst].append(g)
             count[src] -= 1
@@ -382,15 +385,7 @@ class PredictiveConsolidation:
             """Undo the moves made since ``undo`` had ``mark`` entries, newest first."""
             while len(undo) > mark:
                 g, src, dst, index, busy, last, got = undo.pop()
-                h_series[dst] -= g_series[g]
-                h_series[src] += g_series[g]
-                if h_obs is not None:
-                    h_obs[dst] -= g_obs[g]
-                    h_obs[src] += g_obs[g]
-                h_now[dst] -= g_now[g]
-                h_now[src] += g_now[g]
-                if daily is not None:
-                    daily.move(g, dst, src)
+                shift(g, dst, src)
                 lists[dst].pop()  # it was appended last and later moves were taken back first
                 lists[src].insert(index, g)
                 count[dst] -= 1
