@@ -17,7 +17,7 @@ def _fraction(value: float) -> float:
 
 def duration_option(text: str | None, option: str, *, positive: bool = False) -> float | None:
     """A duration option (``5s``, ``15m``, ``24h``, seconds) checked: finite, not negative, or positive."""
-    from presplit.control.clock import parse_duration
+    from presplit.durations import parse_duration
 
     if text is None:
         return None
