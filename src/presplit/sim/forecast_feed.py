@@ -174,18 +174,16 @@ class LoopFeed:
     def __call__(self, state: ClusterState, now: float, policies) -> ObservedForecasts | None:
         """Record this tick's demand and return the forecasts the policies decide on (None when none needs any)."""
         step = int(now // self.interval_s)
-        if self.keep_window:
+        needed = any(getattr(p, "needs_forecasts", False) for p in policies)
+        name = self.current_name() if needed else None
+        outlook = name in (None, "outlook")
+        if self.keep_window or (needed and outlook):  # the observed window is fed once a tick at most
             if self.window is None:
                 self.window = self._new(state, None, now)
             self.window(step, state)
-        if not any(getattr(p, "needs_forecasts", False) for p in policies):
+        if not needed:
             return None
-        name = self.current_name()
-        if name in (None, "outlook"):
-            if not self.keep_window:
-                if self.window is None:
-                    self.window = self._new(state, None, now)
-                self.window(step, state)
+        if outlook:
             return self.window
         if self.decide is None or self._decide_name != name:  # a new profile may name another
             self.decide, self._decide_name = self._new(state, name, now), name
