@@ -95,11 +95,8 @@ class Runner:
     world = _forwarded("world")
     kind = _forwarded("kind")
     running = _forwarded("running")
-    leader = _forwarded("leader")
-    error = _forwarded("error")
     revive = _forwarded("revive")
     wake = _forwarded("wake")
-    start_epoch_s = _forwarded("start_epoch_s")
     profile = _forwarded("profile", settable=True)  # a new profile (PUT /api/profile) is set here
 
     @property
