@@ -67,12 +67,13 @@ def contain(plan) -> None:
             dst = min(counts, key=lambda d: (counts[d], d))
             if counts[src] - counts[dst] <= 1:
                 break
-            movable = [int(g) for g in plan.members(src) if plan.state.guest_status[g] == RUNNING]
-            if not movable:
+            members = plan.members(src)
+            movable = members[plan.state.guest_status[members] == RUNNING]
+            if not len(movable):
                 break
             why = (f"host {h} holds {n} guests: spread them over its {len(doms)} domains so one domain's "
                    f"services crashing stops only its own (failure containment)")
-            if not plan.repin(movable[0], src, [dst], reason=why,
+            if not plan.repin(int(movable[0]), src, [dst], reason=why,
                               details={"guests_on_host": n, "in_source": counts[src], "in_destination": counts[dst],
                                        "failure_domains": p.failure_domains}):
                 break
