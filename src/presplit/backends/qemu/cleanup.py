@@ -46,13 +46,14 @@ def _owner_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def terminate_process(pid: int, *, term_timeout: float = 3.0, kill_timeout: float = 3.0) -> bool:
-    """SIGTERM, then SIGKILL, one process by pid; True once it is gone.
+def terminate_process(pid: int, *, term_timeout: float | None = 3.0, kill_timeout: float = 3.0) -> bool:
+    """SIGTERM, then SIGKILL, one process by pid; True once it is gone (``term_timeout=None``: SIGKILL at once).
 
     Works for processes that are not our children too (stale ones), by polling
     /proc; for our own children, reap them with ``Popen.wait`` afterwards.
     """
-    for sig, timeout in ((signal.SIGTERM, term_timeout), (signal.SIGKILL, kill_timeout)):
+    steps = ((signal.SIGTERM, term_timeout), (signal.SIGKILL, kill_timeout))
+    for sig, timeout in steps if term_timeout is not None else steps[1:]:
         try:
             os.kill(pid, sig)
         except ProcessLookupError:

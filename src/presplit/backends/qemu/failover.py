@@ -82,7 +82,7 @@ from presplit.backends.qemu.backend import (
     _set,
     sweep_stale_cpu_groups,
 )
-from presplit.backends.qemu.cleanup import PREFIX, _running, find_qemu_processes
+from presplit.backends.qemu.cleanup import PREFIX, _running, find_qemu_processes, terminate_process
 from presplit.backends.qemu.guest import GuestConfig, GuestError, HeartbeatMonitor, QemuGuest
 from presplit.backends.qemu.guest_image import Workload
 from presplit.backends.qemu.migration import _await_running, _wait_settled
@@ -169,11 +169,9 @@ class World:
 
     def command(self, doc: dict) -> Path:
         """Leave an operator's request for the controller (taken once, in name order)."""
-        name = f"{time.time_ns()}.json"
-        tmp = self.commands / f".{name}"
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, self.commands / name)
-        return self.commands / name
+        path = self.commands / f"{time.time_ns()}.json"
+        _write_atomic(path, json.dumps(doc).encode())
+        return path
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -261,14 +259,8 @@ def scan_qemu(tag: str, fabric_tag: str | None = None) -> list[FoundQemu]:
     return out
 
 
-def _sigkill(pid: int, timeout: float = 5.0) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
+def _sigkill(pid: int) -> None:
+    terminate_process(pid, term_timeout=None, kill_timeout=5.0)
 
 
 # --------------------------------------------------------------------------- the backend
