@@ -199,6 +199,7 @@ def restart_by_forecast(state: ClusterState, forecasts, *, detection_s: float = 
     usable = np.flatnonzero(_usable(state))
     a = state.domain_arrays
     host_of = a["host"]
+    rack_of, _ = _racks(state)
     due = np.zeros(state.n_hosts, bool)
     due[[w.host for w in state.patch_due(0.0)]] = True
     left: dict[str, float] = {}
@@ -214,7 +215,7 @@ def restart_by_forecast(state: ClusterState, forecasts, *, detection_s: float = 
             extra = np.where(cand == src, 0.0, 1.0)[:, None] * rec[g]
             load = bound(series[cand] + extra) / a["cap_mips"][cand]
         load = np.where(np.isfinite(load), load, np.inf)
-        same_rack = np.array([state.hosts[h].rack == rack for h in host_of[cand]], bool)
+        same_rack = rack_of[host_of[cand]] == rack_of[_failed_host(state, g)]
         calm = ~due[host_of[cand]]
         under = load <= target
         # Tiers: same rack, no patch due, under target; then any rack under target; then the least loaded.

@@ -78,7 +78,7 @@ from presplit.plan import (
 from presplit.policies import containment, recovery
 from presplit.policies.params import param
 from presplit.policies.presplit import domain_io
-from presplit.forecast.outlook import group_series, upper
+from presplit.forecast.outlook import group_series
 
 
 @dataclass
@@ -179,8 +179,7 @@ class WhatIf:
         self._members: dict[int, set[int]] | None = None  # domain -> guests, built on first use
         self.rec = fc.recent()  # [guests, width]: additive rows (the observed samples, newest first, by default)
         # The bound of a row or a sum of rows: the forecaster's (DecisionFeed), else the observed outlook.
-        bound = getattr(fc, "bound", None)
-        self.bound = bound if callable(bound) else (lambda rows: upper(rows, self.params))
+        self.bound = recovery.outlook(fc)
         self.series = self._all_series()
         self.dom_upper = self.bound(self.series)  # each domain's outlook, kept current
         self.largest = self._largest_guest()
