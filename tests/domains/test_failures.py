@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests_support import journal_round_trip, small_fleet
+from tests_support import placed as placed_round_robin
 from presplit.cli.main import cli
 from presplit.errors import InputError
 from presplit.model.domains import DOWN, MIGRATING, RUNNING
@@ -26,11 +27,7 @@ from presplit.sim.forecast_feed import ObservedForecasts
 
 def placed(n_hosts=3, n_guests=6, racks=1, ram=4096.0):
     """Guest g running in domain g % n_hosts (one domain per host)."""
-    state = small_fleet(n_hosts=n_hosts, guests=((1, ram),) * n_guests, racks=racks)
-    for g in range(n_guests):
-        state, out = apply_action(state, PlaceGuest(g, g % n_hosts))
-        assert out.ok, out
-    return state
+    return placed_round_robin(n_hosts, ((1, ram),) * n_guests, racks=racks)
 
 
 def on_host(state, h):

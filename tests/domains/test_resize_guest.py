@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests_support import journal_round_trip, small_fleet
+from tests_support import journal_round_trip, placed
 from presplit.model.domains import DOWN, Guest
 from presplit.plan import MigrateGuest, PlaceGuest, ResizeGuest, action_cost, apply_action, precopy
 from presplit.plan.actions import ACTION_KINDS, REVERSIBLE_KINDS, Verdict
@@ -15,11 +15,7 @@ from presplit.plan.ordering import order_actions
 
 def _placed(n_hosts=1, guests=((2, 4096.0), (2, 4096.0)), **kw):
     """Guests placed in their host's domain, round-robin over the hosts (8,000 MIPS, 2,560 MB of services)."""
-    state = small_fleet(n_hosts=n_hosts, guests=guests, **kw)
-    for g in range(len(guests)):
-        state, out = apply_action(state, PlaceGuest(g, g % n_hosts))
-        assert out.ok, out
-    return state
+    return placed(n_hosts, guests, **kw)
 
 
 def test_a_registered_reversible_kind():

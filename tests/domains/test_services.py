@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from tests_support import journal_round_trip, small_fleet
+from tests_support import placed as placed_round_robin
 from presplit.model.domains import DomainModel, PatchWindowSim, Service
-from presplit.plan import PlaceGuest, ResizeDomain, SplitDomain, apply_action
+from presplit.plan import ResizeDomain, SplitDomain, apply_action
 from presplit.policies.presplit.domains import DomainPresplit
 from presplit.sim.domain_engine import DomainWorkload, run_domains
 from presplit.sim.forecast_feed import ObservedForecasts
@@ -19,11 +20,7 @@ IO_MODEL = DomainModel(minimal_services=(VMM,), optional_services=(PROXY, OFFLOA
 
 
 def placed(n_guests=4, n_hosts=1):
-    state = small_fleet(n_hosts=n_hosts, guests=((1, 4096.0),) * n_guests, model=IO_MODEL)
-    for g in range(n_guests):
-        state, out = apply_action(state, PlaceGuest(g, g % n_hosts))
-        assert out.ok
-    return state
+    return placed_round_robin(n_hosts, ((1, 4096.0),) * n_guests, model=IO_MODEL)
 
 
 def test_services_only_resize_keeps_the_allotment_and_stamps_the_time():

@@ -36,6 +36,17 @@ def small_fleet(n_hosts=3, guests=((2, 4096.0),) * 4, cores=8, ram_mb=65536.0, r
     return state
 
 
+def placed(n_hosts=3, guests=((2, 4096.0),) * 4, **kw) -> ClusterState:
+    """:func:`small_fleet` with guest g running in domain g % n_hosts (one domain per host)."""
+    from presplit.plan import PlaceGuest, apply_action
+
+    state = small_fleet(n_hosts=n_hosts, guests=guests, **kw)
+    for g in range(len(guests)):
+        state, out = apply_action(state, PlaceGuest(g, g % n_hosts))
+        assert out.ok, out
+    return state
+
+
 def journal_round_trip(state: ClusterState, action):
     """What the applier does with one action: encode, capture, apply, post-check, revert.
 
