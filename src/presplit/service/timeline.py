@@ -31,8 +31,7 @@ class Timeline:
         self.entries: OrderedDict[tuple[int, int], S.TimelineEntry] = OrderedDict()
         self.moves: dict[int, dict[tuple[int, int], S.Move]] = {}
         self.moves_done = {"live": 0, "repin": 0}  # live migrations and re-pins that succeeded (running totals)
-        self._moves_counted: set[tuple[int, int]] = set()
-        self.counted: set[tuple[int, int]] = set()
+        self.counted: set[tuple[int, int]] = set()  # actions seen finished: counted once
         self.counted_plans: set[tuple[int, str]] = set()
         self.last_plan = 0
         self.lock = threading.Lock()  # the API's threads read what the loop's thread writes
@@ -74,12 +73,12 @@ class Timeline:
                 while len(self.entries) > self.limit:
                     self.entries.popitem(last=False)
             out.append(entry)
-            if count and entry.status == "succeeded" and entry.kind in MOVE_KINDS and key not in self._moves_counted:
-                self._moves_counted.add(key)
-                self.moves_done[MOVE_KINDS[entry.kind]] += 1
-            if count and self.metrics is not None and entry.status in TERMINAL and key not in self.counted:
+            if count and entry.status in TERMINAL and key not in self.counted:
                 self.counted.add(key)
-                self.metrics.action_finished(entry.kind, entry.status)
+                if entry.status == "succeeded" and entry.kind in MOVE_KINDS:
+                    self.moves_done[MOVE_KINDS[entry.kind]] += 1
+                if self.metrics is not None:
+                    self.metrics.action_finished(entry.kind, entry.status)
             g = row["action"]["args"].get("guest")
             if entry.kind in GUEST_KINDS and isinstance(g, int):
                 self.moves.setdefault(g, {})[key] = S.Move(
