@@ -42,10 +42,9 @@ def fluid_bound_kwh(workload: Workload, fleet: Fleet) -> float:
     costs at least the smallest slope of any power table; and the fleet never draws less than
     the CPU-only bound. Each term is a lower bound of any placement's power, so their sum is.
     """
-    cpu_only = fluid_bound_cpu_kwh(workload, fleet)
     m = fleet.model
     if not m.enforce_ram:
-        return cpu_only
+        return fluid_bound_cpu_kwh(workload, fleet)
     demand = (workload.resource("cpu") * fleet.guest_attr("mips")[:, None]).sum(axis=0)  # [steps] MIPS
     ram = float(fleet.guest_attr("ram_mb").sum())
     off = min(m.off_power_w, min(t.power.idle_w for t in fleet.host_types))
