@@ -268,8 +268,7 @@ def plot(trace, model_name, resource, horizon, at, history, guests, threshold, w
 def models_cmd(json_path) -> None:
     """Every forecaster, one line each: the decision forecasters policies act on (outlook, reactive, oracle) and
     every model of `presplit forecast backtest`, all of which `presplit simulate --forecaster NAME` takes."""
-    import json
-
+    from presplit.cli.simulate_cmd import is_stdout, write_json
     from presplit.forecast.backtest import SLOW_MODELS
     from presplit.forecast.decision import BUILTIN, forecaster_names
     from presplit.forecast.registry import MODELS
@@ -312,8 +311,8 @@ def models_cmd(json_path) -> None:
         if name not in BUILTIN:  # does `forecast backtest` run it by default, or only when named (slow)?
             row["backtest"] = "opt-in" if name in SLOW_MODELS else "default"
         rows.append(row)
-    if json_path == "-":
-        click.echo(json.dumps(rows, indent=1))
+    if is_stdout(json_path):
+        write_json(json_path, rows, indent=1)
         return
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -321,8 +320,7 @@ def models_cmd(json_path) -> None:
         source = f"  [{r['source']}]" if "source" in r else ""
         click.echo(f"{r['name']:<{width}}  {r['about']}{opt_in}{source}")
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1)
+        write_json(json_path, rows, indent=1)
 
 
 if __name__ == "__main__":  # pragma: no cover
