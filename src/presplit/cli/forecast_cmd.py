@@ -30,6 +30,15 @@ def parse_steps(text: str, interval_s: int, what: str) -> int:
     return max(1, round(seconds / interval_s))
 
 
+def check_horizon_threshold(horizon: int, threshold: float | None) -> None:
+    """--horizon a positive number of steps, --threshold (None: not given) a finite number > 0."""
+    if horizon <= 0:
+        raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
+    if threshold is not None and (not math.isfinite(threshold) or threshold <= 0):
+        raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
+                         "e.g. 0.8 of capacity)")
+
+
 def load_series(trace: str, resource: str):
     """The trace's ``[guests, time]`` series for one resource: utilisation where
     the capacity is known (so thresholds are fractions), raw usage otherwise."""
@@ -126,11 +135,7 @@ def backtest(trace, resource, horizon, models, history, start, step, refit, thre
     check_json_file(json_path)  # before the (long) backtest
     table_out = not is_stdout(json_path)  # with --json - only the JSON goes to stdout
     check_output_file(plot_path, "--plot")
-    if horizon <= 0:
-        raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
-    if not math.isfinite(threshold) or threshold <= 0:
-        raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
-                         "e.g. 0.8 of capacity)")
+    check_horizon_threshold(horizon, threshold)
     try:
         chosen = resolve_models(models)
     except ForecastError as e:
@@ -236,11 +241,7 @@ def plot(trace, model_name, resource, horizon, at, history, guests, threshold, w
     from presplit.forecast.plot import plot_forecast
 
     check_output_file(out, "--out")
-    if horizon <= 0:
-        raise click.UsageError(f"--horizon must be a positive number of steps, got {horizon}")
-    if threshold is not None and (not math.isfinite(threshold) or threshold <= 0):
-        raise InputError(f"--threshold: {threshold!r} is not a finite number > 0 (expected an overload threshold, "
-                         "e.g. 0.8 of capacity)")
+    check_horizon_threshold(horizon, threshold)
     try:
         model = create(model_name)
     except ForecastError as e:
