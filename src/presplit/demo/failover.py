@@ -241,26 +241,27 @@ def _all_running(doc: dict) -> bool:
     return all(g["status"] == "running" and g["pid"] for g in doc["guests"])
 
 
-def _journal_status(world: World, kind: str) -> list[str]:
-    """Statuses of the journal's actions of ``kind``, newest plan first (read-only, another process writes)."""
+def _journal_rows(world: World, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of a query on the journal, opened read-only (another process writes it)."""
+    db = sqlite3.connect(f"file:{world.journal_path}?mode=ro", uri=True, timeout=5)
     try:
-        db = sqlite3.connect(f"file:{world.dir / 'journal.db'}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = db.execute("SELECT status FROM actions WHERE kind = ? ORDER BY plan_id DESC", (kind,)).fetchall()
-        finally:
-            db.close()
-        return [r[0] for r in rows]
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def _journal_status(world: World, kind: str) -> list[str]:
+    """Statuses of the journal's actions of ``kind``, newest plan first."""
+    try:
+        rows = _journal_rows(world, "SELECT status FROM actions WHERE kind = ? ORDER BY plan_id DESC", (kind,))
     except sqlite3.Error:
         return []
+    return [r[0] for r in rows]
 
 
 def _journal_events(world: World, names: tuple[str, ...]) -> list[dict]:
-    db = sqlite3.connect(f"file:{world.dir / 'journal.db'}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT e.plan_id, e.idx, e.event, e.t, e.detail, a.kind FROM events e "
-                          "LEFT JOIN actions a ON a.plan_id = e.plan_id AND a.idx = e.idx ORDER BY e.rowid").fetchall()
-    finally:
-        db.close()
+    rows = _journal_rows(world, "SELECT e.plan_id, e.idx, e.event, e.t, e.detail, a.kind FROM events e "
+                                "LEFT JOIN actions a ON a.plan_id = e.plan_id AND a.idx = e.idx ORDER BY e.rowid")
     return [{"plan": p, "action": i, "kind": k, "event": ev, "t": t, "detail": d}
             for p, i, ev, t, d, k in rows if ev in names]
 

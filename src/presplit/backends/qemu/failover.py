@@ -149,8 +149,12 @@ class World:
         return f"{self.tag}-q{self.octet}"
 
     @property
+    def journal_path(self) -> Path:
+        return self.dir / "journal.db"
+
+    @property
     def journal_url(self) -> str:
-        return f"sqlite:///{self.dir / 'journal.db'}"
+        return f"sqlite:///{self.journal_path}"
 
     @property
     def status_path(self) -> Path:
