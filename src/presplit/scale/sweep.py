@@ -296,8 +296,8 @@ def expand_runs(policies: Sequence[str], params: Sequence[tuple[str, list]],
                 build_policy(spec)  # reject bad values (e.g. a negative safety) before anything runs
                 if base not in takes:
                     takes[base] = takes_forecaster(spec)
-                names = (forecasters or [DEFAULT_FORECASTER]) if takes[base] else [NO_FORECASTER]
-                for name in names:
+                run_forecasters = (forecasters or [DEFAULT_FORECASTER]) if takes[base] else [NO_FORECASTER]
+                for name in run_forecasters:
                     run = dataclasses.replace(spec, forecaster=name)
                     if run.key in seen:
                         raise SweepError(f"run {run.trace} {run.label} is asked for twice; expected each "
