@@ -220,7 +220,7 @@ def link_name(state: ClusterState, x: Link) -> str:
     return f"link:{node(x.a)}-{node(x.b)}"
 
 
-def _choose(pick: float, n: int) -> tuple[int, float]:
+def choose(pick: float, n: int) -> tuple[int, float]:
     """An index in range(n) from a uniform ``pick`` in [0, 1), and what is left of the draw (again uniform)."""
     scaled = min(max(pick, 0.0), 1.0 - 1e-12) * n
     i = int(scaled)
@@ -234,7 +234,7 @@ def pick_domain(state: ClusterState, pick: float) -> int | None:
     targets = domain_targets(state)
     if not targets:
         return None
-    i, rest = _choose(pick, len(targets))
+    i, rest = choose(pick, len(targets))
     doms = targets[i][1]
     weights = np.array([state.domains[d].mem_mb for d in doms])
     cum = np.cumsum(weights) / weights.sum()
@@ -299,7 +299,7 @@ def _to(state: ClusterState, t: float) -> ClusterState:
 def _host_crash(state, a: HostCrash):
     state = _to(state, a.at)
     hosts = host_targets(state)
-    h = a.host if a.host >= 0 else (hosts[_choose(a.pick, len(hosts))[0]] if hosts else None)
+    h = a.host if a.host >= 0 else (hosts[choose(a.pick, len(hosts))[0]] if hosts else None)
     if h is None or h not in hosts:
         return state, Cost(), (), {"at": a.at, "hit": False, "why": "no host up to crash"}
     out, details = crash_host(state, h, a.at, a.repair_s)

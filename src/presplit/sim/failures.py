@@ -54,8 +54,8 @@ from presplit.model.cluster import ClusterState
 from presplit.model.domains import ABSENT, DOWN, MIGRATING, PENDING, RUNNING
 from presplit.plan import advance
 from presplit.plan.failures import (
-    DetectFailure, DomainCrash, HostCrash, LinkFailure, LinkRepair, MigrationFailure, host_targets, link_targets,
-    pick_domain,
+    DetectFailure, DomainCrash, HostCrash, LinkFailure, LinkRepair, MigrationFailure, choose, host_targets,
+    link_targets, pick_domain,
 )
 from presplit.yamlfile import FileFormatError, yaml_mapping
 
@@ -448,7 +448,7 @@ class FailureRun:
     def _crash_host(self, state: ClusterState, d: Draw, at: float):
         state = self._after(state, at)
         up = host_targets(state)
-        h = self.hosts[d.host] if d.host is not None else (up[min(int(d.pick * len(up)), len(up) - 1)] if up else None)
+        h = self.hosts[d.host] if d.host is not None else (up[choose(d.pick, len(up))[0]] if up else None)
         if h is None or h not in up:
             return
         self.injected += 1
@@ -477,8 +477,7 @@ class FailureRun:
         self._detect_later(at)
 
     def _link(self, state: ClusterState, d: Draw, at: float):
-        name = d.link if d.link is not None else self.link_names[min(int(d.pick * len(self.link_names)),
-                                                                     len(self.link_names) - 1)]
+        name = d.link if d.link is not None else self.link_names[choose(d.pick, len(self.link_names))[0]]
         links = self.links[name]
         self.injected += 1
         for x in links:
@@ -716,7 +715,7 @@ class CloudSimFailures:
             cand = np.flatnonzero(on & up)
             if len(cand) == 0:
                 return
-            h = int(cand[min(int(d.pick * len(cand)), len(cand) - 1)])
+            h = int(cand[choose(d.pick, len(cand))[0]])
         self.injected += 1
         repair = self.spec.host_repair_s if d.duration_s is None else d.duration_s
         self.down_until[h] = t + repair
