@@ -608,6 +608,14 @@ def first_fit_restart(engine, guest: int) -> int | None:
     return int(off[0]) if len(off) else None
 
 
+def _host_number(name) -> int:
+    """A CloudSim engine host by name (``host-3`` or ``3``) -> its number; -1 when the name holds none."""
+    try:
+        return int(str(name).removeprefix("host-"))
+    except ValueError:
+        return -1
+
+
 class CloudSimFailures:
     """Failures and recovery over one run of the CloudSim engine (:class:`presplit.sim.engine.Engine`).
 
@@ -644,10 +652,7 @@ class CloudSimFailures:
         self.seq = 0
         for d in generate(spec, self.horizon_s):
             if d.host is not None:
-                try:
-                    h = int(str(d.host).removeprefix("host-"))
-                except ValueError:
-                    h = -1
+                h = _host_number(d.host)
                 if not 0 <= h < n_h:
                     raise InputError(f"failures: a host failure at t={d.at:g} s names host {d.host!r}; the CloudSim "
                                      f"engine's hosts are numbered 0 .. {n_h - 1}")
@@ -707,7 +712,7 @@ class CloudSimFailures:
         e = self.e
         up = self.up_mask()
         if d.host is not None:
-            h = int(str(d.host).removeprefix("host-"))
+            h = _host_number(d.host)
             if not up[h]:
                 return
         else:
