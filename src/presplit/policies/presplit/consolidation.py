@@ -145,6 +145,8 @@ class PredictiveConsolidation:
         self.forecaster_name = forecaster
         self._forecaster = None
         self._calibrator = None  # HostCalibrator when params.calibrate is not "off"
+        self._restart_key = None  # (engine, instant) of the forecast restart_target keeps in self._restart
+        self._restart = None
 
     def horizon_steps(self, engine) -> int:
         """How far a decision looks: as long as it stands -- a moved guest stays put for the cool-down and
@@ -244,7 +246,7 @@ class PredictiveConsolidation:
         e, p = engine, self.p
         fail = e.fail
         key = (id(e), e.now)
-        if getattr(self, "_restart_key", None) != key:  # one forecast per instant, however many restart
+        if self._restart_key != key:  # one forecast per instant, however many restart
             step = int(round(e.now / e.model.interval_s))
             observed = e.history[:, :max(e.history_len, 1)] * e.g_mips[:, None]
             g_series, bound, g_upper, _ = self._forecast(e, observed, step)
