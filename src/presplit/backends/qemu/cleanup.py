@@ -69,7 +69,7 @@ def terminate_process(pid: int, *, term_timeout: float | None = 3.0, kill_timeou
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (OSError, IndexError):  # gone (or unreadable): not running
         return False
     return state != "Z"  # a zombie has exited; its parent just has not reaped it
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from presplit.backends.qemu.cleanup import PREFIX, Teardown, run_tag
+from presplit.backends.qemu.cleanup import PREFIX, Teardown, _running, run_tag
 from presplit.errors import PresplitError
 
 
@@ -191,15 +191,8 @@ def kill_namespace_host(netns: str, *, timeout: float = 10.0) -> list[int]:
                     killed.append(pid)
             except ProcessLookupError:
                 pass
-        if not [p for p in pids if _alive(p)] or time.monotonic() > deadline:
+        if not [p for p in pids if _running(p)] or time.monotonic() > deadline:
             break
         time.sleep(0.02)
     _ip("netns", "delete", netns)
     return killed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
