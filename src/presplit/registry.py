@@ -50,7 +50,8 @@ class Entry(Generic[T]):
     origin: str = "built-in"  # or "entry point NAME = module:attr (distribution)"
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """An exception's text on one line, cut to 300 characters (its class name when it has none)."""
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
@@ -140,7 +141,7 @@ class Registry(Generic[T]):
             return ep.load()
         except Exception as exc:  # noqa: BLE001 - the plugin's failure, reported in one line
             raise self.error(f"{self.kind} {ep.name!r}: loading {entry_point_origin(ep)} failed: "
-                             f"{type(exc).__name__}: {_short(exc)}") from None
+                             f"{type(exc).__name__}: {short_error(exc)}") from None
 
     def _from_entry_point(self, name: str) -> Entry[T] | None:
         ep = self.entry_points().get(name)

@@ -52,7 +52,7 @@ from presplit.policies.cloudsim.selectors import (
     RandomSelection,
 )
 from presplit.policies.presplit.consolidation import PredictiveConsolidation
-from presplit.registry import Registry, entry_point_origin
+from presplit.registry import Registry, entry_point_origin, short_error
 
 DETECTORS = {
     "thr": (Threshold, 0.8),
@@ -143,15 +143,11 @@ class Plugin:
             return self.cls(seed=seed) if takes_seed else self.cls()
         except Exception as exc:  # noqa: BLE001 - the plugin's own failure, reported as the user's input
             raise PolicyError(f"policy {self.name!r}: {self.cls.__name__}() failed: {type(exc).__name__}: "
-                              f"{_short(exc)} (a policy class is built without arguments: give every "
+                              f"{short_error(exc)} (a policy class is built without arguments: give every "
                               "parameter a default)") from None
 
 
 _LOADED: dict[tuple, Plugin] = {}  # loaded once per process; ``name`` is replaced by each caller's spelling
-
-
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def is_builtin(name: str) -> bool:
@@ -221,7 +217,7 @@ def _from_file(raw: str, path: str, cls_name: str) -> Plugin:
         raise PolicyError(f"policy {raw!r}: {path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:  # noqa: BLE001
         sys.modules.pop(module_name, None)
-        raise PolicyError(f"policy {raw!r}: importing {path} failed: {type(exc).__name__}: {_short(exc)}") from None
+        raise PolicyError(f"policy {raw!r}: importing {path} failed: {type(exc).__name__}: {short_error(exc)}") from None
     cls = _class_in(module, cls_name, raw, path)
     plugin = Plugin(raw, cls, _engines_of(cls, raw), f"file {absolute}", f"{absolute}:{cls_name}")
     _LOADED[key] = plugin
@@ -239,10 +235,10 @@ def _from_module(raw: str, module_name: str, cls_name: str) -> Plugin:
             raise PolicyError(f"policy {raw!r}: no module named {exc.name!r} on the Python path (expected "
                               "package.module:Class of an importable module, or FILE.py:Class)") from None
         raise PolicyError(f"policy {raw!r}: importing {module_name} failed: {type(exc).__name__}: "
-                          f"{_short(exc)}") from None
+                          f"{short_error(exc)}") from None
     except Exception as exc:  # noqa: BLE001
         raise PolicyError(f"policy {raw!r}: importing {module_name} failed: {type(exc).__name__}: "
-                          f"{_short(exc)}") from None
+                          f"{short_error(exc)}") from None
     cls = _class_in(module, cls_name, raw, f"module {module_name}")
     plugin = Plugin(raw, cls, _engines_of(cls, raw), f"module {module_name}", raw)
     _LOADED[key] = plugin
@@ -257,7 +253,7 @@ def _from_entry_point(raw: str, ep) -> Plugin:
     try:
         module = importlib.import_module(ep.module)
     except Exception as exc:  # noqa: BLE001
-        raise PolicyError(f"policy {raw!r}: loading {origin} failed: {type(exc).__name__}: {_short(exc)}") from None
+        raise PolicyError(f"policy {raw!r}: loading {origin} failed: {type(exc).__name__}: {short_error(exc)}") from None
     if ep.attr and "." not in ep.attr:
         cls = _class_in(module, ep.attr, raw, f"module {ep.module} ({origin})")
     else:
@@ -265,7 +261,7 @@ def _from_entry_point(raw: str, ep) -> Plugin:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001
             raise PolicyError(f"policy {raw!r}: loading {origin} failed: {type(exc).__name__}: "
-                              f"{_short(exc)}") from None
+                              f"{short_error(exc)}") from None
         if not isinstance(cls, type):
             raise PolicyError(f"policy {raw!r}: {origin} is a {type(cls).__name__}, not a class")
     plugin = Plugin(raw, cls, _engines_of(cls, raw), origin, raw)
